@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ssn3dlib.models import (SelfSeparatedNetwork, keypoints_to_windows, one_hot_windows,
                              weighted_window_sum)
+from ssn3dlib.studies.random_maps import train_ssn_on_random_maps
 
 
 def make_ssn(c=8, n=4, k=3, padding=0, strategy="unsupervised", num_classifiers=1, hidden=16):
@@ -64,29 +65,21 @@ def test_fresh_model_loss_is_near_log_n(n):
     assert abs(loss.item() - math.log(n)) < 0.1 * math.log(n)
 
 
-def train_on(sampler, steps=250, n=3, seed=0):
-    """Adam on a fresh batch each step, as in the random-data study (at small size)."""
-    torch.manual_seed(seed)
-    ssn = make_ssn(c=16, n=n, hidden=64)
-    opt = torch.optim.Adam(ssn.parameters(), lr=1e-3, weight_decay=5e-4)
-    losses = []
-    for _ in range(steps):
-        loss = ssn(sampler(), with_loss=True).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+def small_random_run(distribution):
+    """The random-data study at test size: 16 x 10 x 10 maps, N = 3, batch 32, 250 steps."""
+    return train_ssn_on_random_maps(distribution, num_parts=3, steps=250, batch=32, channels=16,
+                                    size=10, hidden=64, progress=False)
 
 
 def test_loss_falls_on_gaussian_maps_and_stays_at_log_n_on_all_ones():
-    gaussian = train_on(lambda: torch.randn(32, 16, 10, 10))
-    ones = train_on(lambda: torch.ones(32, 16, 10, 10))
+    gaussian, ones = small_random_run("gaussian"), small_random_run("ones")
     log_n = math.log(3)
-    assert sum(gaussian[-10:]) / 10 < 0.25 * log_n, gaussian[-10:]
+    assert gaussian.final_loss() < 0.25 * log_n, gaussian.losses[-10:]
+    assert gaussian.first_step_below(0.5) is not None
     # Identical windows give identical parts, so mean CE cannot go below log N (Jensen).
-    assert min(ones) > log_n - 1e-4
-    assert sum(ones[-10:]) / 10 < log_n + 0.01
+    assert min(ones.losses) > log_n - 1e-4
+    assert ones.final_loss() < log_n + 0.01
+    assert ones.first_step_below(0.9) is None
 
 
 def test_semi_supervised_changes_the_loss_only_through_labelled_samples():

@@ -1,0 +1,36 @@
+"""The `ssn3d` command (also `python -m ssn3dlib`).
+
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; adding a command is one line in COMMANDS. Modules are
+imported only when their command runs, so `ssn3d --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+#: name -> (module, one-line help)
+COMMANDS = {
+    "info": ("ssn3dlib.commands.info", "versions, devices, models and backbones available"),
+    "demo": ("ssn3dlib.commands.demo", "short CPU demo of the model, writes reports/demo/"),
+}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="ssn3d", description="SSN3D video re-ID study tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        if argv and argv[0] == name:  # only the chosen command's module is imported
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd)
+            cmd.set_defaults(_run=module.run)
+    args = parser.parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
