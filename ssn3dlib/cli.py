@@ -15,6 +15,7 @@ from typing import List, Optional
 COMMANDS = {
     "info": ("ssn3dlib.commands.info", "versions, devices, models and backbones available"),
     "demo": ("ssn3dlib.commands.demo", "short CPU demo of the model, writes reports/demo/"),
+    "data": ("ssn3dlib.commands.data", "dataset tools: verify a tree against its manifest"),
 }
 
 
