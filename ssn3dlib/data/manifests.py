@@ -17,11 +17,13 @@ def manifest_path(name: str) -> Path:
     return MANIFEST_DIR / f"{name}.yaml"
 
 
-def load_manifest(name: str) -> Dict:
-    path = manifest_path(name)
+def load_manifest(name_or_path) -> Dict:
+    """The manifest of a dataset name, or of an explicit .yaml path."""
+    path = Path(name_or_path) if str(name_or_path).endswith((".yaml", ".yml")) else manifest_path(name_or_path)
+    name = path.stem
     if not path.is_file():
         known = sorted(p.stem for p in MANIFEST_DIR.glob("*.yaml"))
-        raise ValueError(f"no manifest for dataset {name!r} in {MANIFEST_DIR}; known: {known}")
+        raise ValueError(f"no manifest {path} for dataset {name!r}; known in {MANIFEST_DIR}: {known}")
     manifest = yaml.safe_load(path.read_text())
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
