@@ -1,0 +1,109 @@
+"""Per-frame keypoint tables and the mapping from pose-model keypoints to the study's parts.
+
+Table format (one row per image and keypoint, as ../shared/data/pku_reid_subset/
+keypoints_mediapipe.csv): image, keypoint, x, y, visibility (0..1), x/y in crop pixels.
+
+Part sets:
+- "benchmark9": the 9 parts of SSN3D on the benchmarks (SPEC section 2).
+- "pedestrian6": the 6 parts of the pedestrian study (paper Fig. 4).
+A part is the mean of its source keypoints; its visibility is the smallest of theirs.
+Alternatives are tried in order (e.g. the foot is the foot point when a pose model
+gives one, else the ankle).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ("image", "keypoint", "x", "y", "visibility")
+
+#: part -> alternatives, each a tuple of source keypoints averaged together.
+PART_SOURCES: Dict[str, List[Tuple[str, ...]]] = {
+    "head": [("nose",), ("left_ear", "right_ear")],
+    "body": [("left_shoulder", "right_shoulder", "left_hip", "right_hip")],
+    "crotch": [("left_hip", "right_hip")],
+    "left_elbow": [("left_elbow",)],
+    "right_elbow": [("right_elbow",)],
+    "left_knee": [("left_knee",)],
+    "right_knee": [("right_knee",)],
+    "left_foot": [("left_foot",), ("left_ankle",)],
+    "right_foot": [("right_foot",), ("right_ankle",)],
+    "left_hand": [("left_wrist",)],
+    "right_hand": [("right_wrist",)],
+}
+
+PART_SETS: Dict[str, Tuple[str, ...]] = {
+    "benchmark9": ("head", "body", "crotch", "left_elbow", "right_elbow", "left_knee", "right_knee",
+                   "left_foot", "right_foot"),
+    # "hand" is the better visible wrist: the paper labels one hand per person.
+    "pedestrian6": ("head", "hand", "knee1", "knee2", "foot1", "foot2"),
+}
+_PEDESTRIAN_ALIASES = {"knee1": "left_knee", "knee2": "right_knee", "foot1": "left_foot", "foot2": "right_foot"}
+
+
+def read_keypoint_table(path: Path) -> pd.DataFrame:
+    """Load and validate a keypoint table; errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"keypoint table {path} does not exist")
+    table = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"keypoint table {path} lacks columns {missing}; expected {list(COLUMNS)}")
+    numeric = table[["x", "y", "visibility"]].apply(pd.to_numeric, errors="coerce")
+    if numeric.isna().any().any():
+        raise ValueError(f"keypoint table {path} has non-numeric x, y or visibility values")
+    if ((numeric["visibility"] < 0) | (numeric["visibility"] > 1)).any():
+        raise ValueError(f"keypoint table {path}: visibility must lie in 0..1")
+    return table
+
+
+def _source_point(points: Dict[str, Tuple[float, float, float]], part: str):
+    for sources in PART_SOURCES[part]:
+        if all(s in points for s in sources):
+            xyv = np.array([points[s] for s in sources], dtype=np.float64)
+            return xyv[:, 0].mean(), xyv[:, 1].mean(), xyv[:, 2].min()
+    return np.nan, np.nan, 0.0
+
+
+def image_parts(points: Dict[str, Tuple[float, float, float]], part_set: str) -> np.ndarray:
+    """(N, 3) array of x, y, visibility for one image's {keypoint: (x, y, visibility)}."""
+    if part_set not in PART_SETS:
+        raise ValueError(f"unknown part set {part_set!r}; choose one of {sorted(PART_SETS)}")
+    rows = []
+    for part in PART_SETS[part_set]:
+        if part == "hand":
+            hands = [_source_point(points, h) for h in ("left_hand", "right_hand")]
+            rows.append(max(hands, key=lambda h: h[2]))
+        else:
+            rows.append(_source_point(points, _PEDESTRIAN_ALIASES.get(part, part)))
+    return np.array(rows, dtype=np.float64)
+
+
+def parts_by_image(table: pd.DataFrame, part_set: str) -> Dict[str, np.ndarray]:
+    """{image: (N, 3) x, y, visibility} for every image in a keypoint table."""
+    out = {}
+    for image, rows in table.groupby("image", sort=True):
+        points = {k: (x, y, v) for k, x, y, v in rows[["keypoint", "x", "y", "visibility"]].itertuples(index=False)}
+        out[image] = image_parts(points, part_set)
+    return out
+
+
+def best_labelled_frames(frames: Sequence[str], parts: Dict[str, np.ndarray], count: int = 2,
+                         min_visibility: float = 0.5) -> List[str]:
+    """The `count` frames with the highest mean part visibility (paper: 2 per tracklet).
+
+    Frames without keypoints or with no part above min_visibility are never chosen;
+    fewer than `count` frames come back when the tracklet has fewer labelled ones.
+    Ties keep temporal order.
+    """
+    scored = []
+    for order, frame in enumerate(frames):
+        p = parts.get(frame)
+        if p is None or not (p[:, 2] > min_visibility).any():
+            continue
+        scored.append((-float(np.mean(p[:, 2])), order, frame))
+    return [frame for _, _, frame in sorted(scored)[:count]]

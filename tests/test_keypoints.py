@@ -1,0 +1,76 @@
+"""Keypoint tables and their mapping to the 9 benchmark parts and the 6 pedestrian parts."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssn3dlib.data.keypoints import (PART_SETS, best_labelled_frames, image_parts, parts_by_image,
+                                     read_keypoint_table)
+from ssn3dlib.paths import data_root
+
+POSE = {"nose": (10, 5, 0.9), "left_ear": (8, 5, 0.8), "right_ear": (12, 5, 0.7),
+        "left_shoulder": (6, 20, 1.0), "right_shoulder": (14, 20, 0.9),
+        "left_elbow": (4, 30, 0.6), "right_elbow": (16, 30, 0.2),
+        "left_wrist": (3, 40, 0.3), "right_wrist": (17, 40, 0.8),
+        "left_hip": (8, 50, 1.0), "right_hip": (12, 50, 0.95),
+        "left_knee": (8, 70, 0.7), "right_knee": (12, 70, 0.6),
+        "left_ankle": (8, 90, 0.5), "right_ankle": (12, 90, 0.4)}
+
+
+def test_benchmark_parts_are_means_of_their_sources():
+    parts = dict(zip(PART_SETS["benchmark9"], image_parts(POSE, "benchmark9")))
+    np.testing.assert_allclose(parts["head"], [10, 5, 0.9])
+    np.testing.assert_allclose(parts["body"], [10, 35, 0.9])      # mean of shoulders and hips, min vis
+    np.testing.assert_allclose(parts["crotch"], [10, 50, 0.95])
+    np.testing.assert_allclose(parts["right_foot"], [12, 90, 0.4])  # ankle when no foot point
+
+
+def test_pedestrian_parts_pick_the_visible_hand_and_prefer_foot_points():
+    pose = dict(POSE, left_foot=(7, 95, 0.9))
+    parts = dict(zip(PART_SETS["pedestrian6"], image_parts(pose, "pedestrian6")))
+    np.testing.assert_allclose(parts["hand"], [17, 40, 0.8])
+    np.testing.assert_allclose(parts["foot1"], [7, 95, 0.9])
+    np.testing.assert_allclose(parts["knee2"], [12, 70, 0.6])
+
+
+def test_missing_sources_make_a_part_invisible():
+    pose = {k: v for k, v in POSE.items() if k not in ("nose",)}
+    head = image_parts(pose, "benchmark9")[0]
+    np.testing.assert_allclose(head, [10, 5, 0.7])                  # falls back to the ears
+    pose = {k: v for k, v in pose.items() if "ear" not in k}
+    head = image_parts(pose, "benchmark9")[0]
+    assert np.isnan(head[0]) and head[2] == 0
+    with pytest.raises(ValueError, match="unknown part set"):
+        image_parts(POSE, "coco17")
+
+
+def test_two_best_labelled_frames_by_mean_visibility():
+    good, bad = image_parts(POSE, "benchmark9"), image_parts(POSE, "benchmark9").copy()
+    bad[:, 2] *= 0.5
+    parts = {"f0": bad, "f1": good, "f3": good, "f4": bad}
+    assert best_labelled_frames(["f0", "f1", "f2", "f3", "f4"], parts) == ["f1", "f3"]
+    assert best_labelled_frames(["f0", "f2"], parts, count=2, min_visibility=0.3) == ["f0"]
+    assert best_labelled_frames(["f0", "f2"], parts, count=2) == []  # nothing above 0.5
+
+
+def test_table_validation(tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"image": ["a"], "keypoint": ["nose"], "x": [1.0], "y": [2.0]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="lacks columns"):
+        read_keypoint_table(bad)
+    pd.DataFrame({"image": ["a"], "keypoint": ["nose"], "x": [1], "y": [2], "visibility": [1.5]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="visibility"):
+        read_keypoint_table(bad)
+
+
+@pytest.mark.skipif(not (data_root() / "pku_reid_subset").is_dir(), reason="shared data absent")
+def test_real_mediapipe_table_maps_to_parts():
+    table = read_keypoint_table(data_root() / "pku_reid_subset" / "keypoints_mediapipe.csv")
+    parts = parts_by_image(table, "benchmark9")
+    assert len(parts) == 641
+    stacked = np.stack(list(parts.values()))
+    visible = stacked[..., 2] > 0.5
+    # Heads sit above crotches above feet in upright pedestrian crops (128 px high).
+    head_y, crotch_y, foot_y = stacked[:, 0, 1], stacked[:, 2, 1], stacked[:, 7, 1]
+    both = visible[:, 0] & visible[:, 2] & visible[:, 7]
+    assert both.sum() > 100
+    assert np.mean(((head_y < crotch_y) & (crotch_y < foot_y))[both]) > 0.95
