@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..synthetic import read_world
 from .dukemtmc import read_dukemtmc
 from .ilidsvid import read_ilidsvid
 from .mars import read_mars
@@ -19,6 +20,7 @@ READERS = {
     "prid2011": read_prid2011,
     "dukemtmc-videoreid": read_dukemtmc,
     "pku_reid_subset": read_pku_reid,
+    "synthetic_world": read_world,
 }
 
 
