@@ -102,15 +102,13 @@ def _load_weights(arch: str, weights: Union[str, Path]) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
         state = {k.removeprefix("module."): v for k, v in state.items()}
-        expected = getattr(torchvision.models, arch)(weights=None).state_dict().keys()
-        missing = [k for k in expected if k not in state and not k.startswith("fc.")]
+        reference = getattr(torchvision.models, arch)(weights=None).state_dict()
+        missing = [k for k in reference if k not in state and not k.startswith("fc.")]
         if missing:
             raise ValueError(f"{path} is not a {arch} state dict: {len(missing)} keys missing, "
                              f"e.g. {missing[:3]}")
-        for key in expected:  # the classifier head is dropped anyway; tolerate its absence
-            if key.startswith("fc.") and key not in state:
-                state[key] = getattr(torchvision.models, arch)(weights=None).state_dict()[key]
-        return {k: state[k] for k in expected}
+        # The classifier head is dropped anyway, so a file without it is fine.
+        return {k: state.get(k, reference[k]) for k in reference}
     enum = torchvision.models.get_model_weights(arch)
     label = str(weights).split(".")[-1]
     try:
