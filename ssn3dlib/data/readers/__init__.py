@@ -34,4 +34,4 @@ def read_dataset(name: str, root, **options):
 
 
 __all__ = ["READERS", "read_dataset", "read_mars", "read_ilidsvid", "read_prid2011",
-           "read_dukemtmc", "read_pku_reid"]
+           "read_dukemtmc", "read_pku_reid", "read_world"]

@@ -29,6 +29,7 @@ import yaml
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from ..layout import DatasetLayoutError
 from ..tracklets import Tracklet, VideoReIDDataset
 from . import pedestrian as ped
 from .pedestrian import KEYPOINT_NAMES, Appearance
@@ -946,18 +947,10 @@ _TRACK_DIR = re.compile(r"(?P<pid>\d{4})_c(?P<cam>\d+)_t(?P<k>\d{2})")
 _FRAME_FILE = re.compile(r"(?P<frame>\d{4})\.png")
 
 
-def _layout_error(message: str) -> FileNotFoundError:
-    try:  # the project's layout error (a FileNotFoundError) when present
-        from ..layout import DatasetLayoutError
-        return DatasetLayoutError(message)
-    except ImportError:  # pragma: no cover
-        return FileNotFoundError(message)
-
-
 def _read_split(root: Path, split: str) -> List[Tracklet]:
     folder = root / split
     if not folder.is_dir():
-        raise _layout_error(f"{NAME}: missing folder {folder}; {_REGENERATE}")
+        raise DatasetLayoutError(f"{NAME}: missing folder {folder}; {_REGENERATE}")
     tracklets = []
     for pid_dir in sorted(folder.iterdir()):
         if not (pid_dir.is_dir() and _PID_DIR.fullmatch(pid_dir.name)):
@@ -978,11 +971,11 @@ def _frames(folder: Path) -> Tuple[str, ...]:
     if bad:
         raise ValueError(f"{NAME}: unexpected files {bad[:3]} in {folder} (frames are NNNN.png); {_REGENERATE}")
     if not names:
-        raise _layout_error(f"{NAME}: tracklet folder {folder} holds no frames; {_REGENERATE}")
+        raise DatasetLayoutError(f"{NAME}: tracklet folder {folder} holds no frames; {_REGENERATE}")
     expected = [f"{i:04d}.png" for i in range(len(names))]
     if names != expected:
         missing = sorted(set(f"{i:04d}.png" for i in range(int(names[-1][:4]) + 1)) - set(names))
-        raise _layout_error(f"{NAME}: frame(s) {missing[:5]} missing in {folder}; {_REGENERATE}")
+        raise DatasetLayoutError(f"{NAME}: frame(s) {missing[:5]} missing in {folder}; {_REGENERATE}")
     return tuple(str(folder / n) for n in names)
 
 
@@ -995,10 +988,10 @@ def read_world(root) -> VideoReIDDataset:
     """Read a generated world back as train / query / gallery tracklets, checking it first."""
     root = Path(root)
     if not root.is_dir():
-        raise _layout_error(f"{NAME}: no world at {root} (folder missing); {_REGENERATE}")
+        raise DatasetLayoutError(f"{NAME}: no world at {root} (folder missing); {_REGENERATE}")
     meta_path = root / "world.yaml"
     if not meta_path.is_file():
-        raise _layout_error(f"{NAME}: {meta_path} missing (an incomplete or foreign folder); {_REGENERATE}")
+        raise DatasetLayoutError(f"{NAME}: {meta_path} missing (an incomplete or foreign folder); {_REGENERATE}")
     meta = yaml.safe_load(meta_path.read_text())
     if not isinstance(meta, dict) or "counts" not in meta or "config" not in meta:
         raise ValueError(f"{NAME}: {meta_path} lacks 'config' or 'counts'; {_REGENERATE}")
@@ -1018,7 +1011,7 @@ def _check_counts(root: Path, meta: Dict, dataset: VideoReIDDataset) -> None:
     for rel, rows in meta.get("keypoint_rows", {}).items():
         path = root / rel
         if not path.is_file():
-            raise _layout_error(f"{NAME}: {path} missing; {_REGENERATE}")
+            raise DatasetLayoutError(f"{NAME}: {path} missing; {_REGENERATE}")
         if _count_lines(path) - 1 != rows:
             bad.append(f"{rel}: found {_count_lines(path) - 1} rows, world.yaml says {rows}")
     crops = len(list((root / "crops").glob("*.png"))) if (root / "crops").is_dir() else 0
