@@ -107,3 +107,30 @@ def best_labelled_frames(frames: Sequence[str], parts: Dict[str, np.ndarray], co
             continue
         scored.append((-float(np.mean(p[:, 2])), order, frame))
     return [frame for _, _, frame in sorted(scored)[:count]]
+
+
+def flip_permutation(part_set: str) -> List[int]:
+    """Index permutation that relabels parts after a horizontal flip: slot i of the flipped
+    image holds part perm[i] of the original (left <-> right; knee1 <-> knee2 and
+    foot1 <-> foot2 in the pedestrian set, whose 1/2 are left/right)."""
+    if part_set not in PART_SETS:
+        raise ValueError(f"unknown part set {part_set!r}; choose one of {sorted(PART_SETS)}")
+    names = list(PART_SETS[part_set])
+    mirror = {"knee1": "knee2", "knee2": "knee1", "foot1": "foot2", "foot2": "foot1"}
+
+    def mirrored(name: str) -> str:
+        if name.startswith("left_"):
+            return "right_" + name[5:]
+        if name.startswith("right_"):
+            return "left_" + name[6:]
+        return mirror.get(name, name)
+
+    return [names.index(mirrored(n)) for n in names]
+
+
+def load_part_keypoints(table_path: Path, part_set: str, image_root: Path) -> Dict[str, np.ndarray]:
+    """{absolute image path: (N, 3) x, y, visibility} from a keypoint table whose image
+    column is relative to image_root (the dataset root)."""
+    image_root = Path(image_root).expanduser().resolve()
+    parts = parts_by_image(read_keypoint_table(table_path), part_set)
+    return {str(image_root / image): p for image, p in parts.items()}
