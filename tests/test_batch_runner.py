@@ -10,8 +10,8 @@ import nbformat
 import pytest
 
 from ssn3dlib.cli import main
-from ssn3dlib.studies.batch import (BatchError, NotebookFailed, discover_notebooks, plan_batch,
-                                    refresh_notebooks, run_batch, select_notebooks)
+from ssn3dlib.studies.batch import (WIDGET_VIEW, BatchError, NotebookFailed, discover_notebooks, plan_batch,
+                                    refresh_notebooks, run_batch, select_notebooks, strip_run_metadata)
 
 
 def _notebook(log, stem, *cells):
@@ -213,6 +213,23 @@ def test_refresh_stores_default_outputs_without_injection_or_run_metadata(world)
     refresh_notebooks(["01_alpha"], world.notebooks, progress=False)
     assert (world.notebooks / "01_alpha.ipynb").read_bytes() == first
     assert world.ran() == ["01_alpha", "01_alpha"]
+
+
+def test_strip_run_metadata_drops_timings_widget_ids_and_refuses_injected_cells():
+    source = nbformat.v4.new_notebook(metadata={"language_info": {"name": "python"}})
+    executed = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 1.5}, "ssn3d_batch": {"status": "ok"}})
+    bar = nbformat.v4.new_output("display_data", data={WIDGET_VIEW: {"model_id": "ab12"}, "text/plain": "100%"})
+    cell = nbformat.v4.new_code_cell("loop()", outputs=[bar])
+    cell.metadata.update(papermill={"duration": 0.1}, execution={"iopub.status.busy": "t"}, tags=[])
+    tagged = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})
+    executed.cells = [tagged, cell]
+    stripped = strip_run_metadata(executed, source)
+    assert stripped.metadata == {"language_info": {"name": "python"}}
+    assert stripped.cells[1].metadata == {} and stripped.cells[0].metadata.tags == ["parameters"]
+    assert stripped.cells[1].outputs[0].data == {"text/plain": "100%"}
+    executed.cells.insert(1, nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}))
+    with pytest.raises(BatchError, match="injected-parameters"):
+        strip_run_metadata(executed, source)
 
 
 def test_refresh_of_a_failing_notebook_leaves_its_source_alone(world):

@@ -373,16 +373,26 @@ def summary_table(result: BatchResult) -> str:
 
 #: Run metadata that changes on every execution; dropped so refreshed sources diff only on outputs.
 CHURNING_CELL_METADATA = ("papermill", "execution")
+#: Widget views (tqdm.auto bars in a kernel) carry a random model id and no stored state;
+#: their text/plain fallback is what a stored notebook can show.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def strip_run_metadata(executed: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The executed notebook's cells and outputs under the source's own notebook metadata."""
+    """The executed notebook's cells and outputs under the source's own notebook metadata,
+    without per-run timings and widget ids."""
     if any(INJECTED_TAG in c.metadata.get("tags", []) for c in executed.cells):
         raise BatchError("the executed notebook has an injected-parameters cell; refresh stores "
                          "the notebook's own defaults only")
     for cell in executed.cells:
         for key in CHURNING_CELL_METADATA:
             cell.metadata.pop(key, None)
+        if cell.metadata.get("tags") == []:  # papermill adds empty tags to every cell
+            del cell.metadata["tags"]
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and len(data) > 1:
+                del data[WIDGET_VIEW]
     executed.metadata = source.metadata
     for key in ("papermill", RUN_STAMP):  # in case a source was once executed in place
         executed.metadata.pop(key, None)
