@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test bench install clean-venv
+.PHONY: report test bench install clean-venv notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m ssn3dlib demo
+	$(PY) -m ssn3dlib studies run --profile cpu
+
+notebooks: $(STAMP)
+	$(PY) -m ssn3dlib studies refresh
 
 test: $(STAMP)
-	$(PY) -m pytest tests --nbval notebooks -q
+	$(PY) -m pytest tests -q
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_loader.py
 
 clean-venv:
 	rm -rf $(VENV)

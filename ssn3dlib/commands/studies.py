@@ -3,6 +3,9 @@
   ssn3d studies run --profile cpu                 every numbered notebook, skipping up-to-date ones
   ssn3d studies run --profile smoke --only 02 03  a subset, by number or stem
   ssn3d studies refresh [NAME ...]                stored outputs of the sources from a smoke run
+  ssn3d studies report --profile cpu              reports/REPORT.md + .html from the studies' metrics
+
+A successful `run` over the repository's notebooks ends by regenerating the report.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ def add_arguments(parser):
     refresh_p = sub.add_parser("refresh", help="regenerate the sources' stored outputs from a smoke run "
                                                 "(executes into reports/runs/smoke/, then copies back)")
     refresh_p.add_argument("names", nargs="*", metavar="NAME", help="notebooks to refresh (default: all)")
+    report_p = sub.add_parser("report", help="assemble REPORT.md and REPORT.html from the studies' metrics.json")
+    report_p.add_argument("--profile", default="cpu", choices=PROFILES)
     for p in (run_p, refresh_p):
         p.add_argument("--notebooks", type=Path, default=None,
                        help="folder of numbered notebooks (default: the repository's notebooks/)")
@@ -34,7 +39,7 @@ def run(args) -> int:
     from ..studies.batch import BatchError, NotebookFailed
 
     try:
-        return {"run": _run, "refresh": _refresh}[args.action](args)
+        return {"run": _run, "refresh": _refresh, "report": _report}[args.action](args)
     except BatchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -59,6 +64,16 @@ def _run(args) -> int:
               f"--profile {args.profile} (up-to-date notebooks are skipped; "
               f"--only {' '.join(stems)} runs just the rest)", file=sys.stderr)
         return 1
+    if args.notebooks is None:      # the study's own notebooks: their claims make the report
+        _report(args)
+    return 0
+
+
+def _report(args) -> int:
+    from ..reporting.report import write_report
+
+    for path in write_report(args.profile):
+        print(f"wrote {path}")
     return 0
 
 
