@@ -25,8 +25,7 @@ notebooks: $(STAMP)
 	$(PY) -m ssn3dlib studies refresh
 
 test: $(STAMP)
-	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
+	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
