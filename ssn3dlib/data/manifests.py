@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import yaml
 
@@ -43,3 +43,28 @@ def count_mismatches(dataset: VideoReIDDataset, expected: Dict[str, Dict[str, in
             if got != want:
                 lines.append(f"{split} {field}: found {got}, manifest says {want}")
     return lines
+
+
+#: The `totals` keys that are counted over all splits together; other keys there
+#: (e.g. PRID's per-camera identities, PKU's keypoint rows) are documentation only.
+TOTAL_FIELDS = ("identities", "tracklets", "images")
+
+
+def total_mismatches(dataset: VideoReIDDataset, totals: Optional[Dict[str, Optional[int]]]) -> List[str]:
+    """Lines for every `totals` count that differs, counted over the union of the splits
+    (a tracklet listed in two splits, like MARS queries in the official gallery, counts once)."""
+    tracklets = {t.frames: t for split in (dataset.train, dataset.query, dataset.gallery) for t in split}
+    actual = {"identities": len({t.pid for t in tracklets.values()}), "tracklets": len(tracklets),
+              "images": len({f for frames in tracklets for f in frames})}
+    return [f"total {field}: found {actual[field]}, manifest says {want}"
+            for field, want in (totals or {}).items()
+            if field in TOTAL_FIELDS and want is not None and actual[field] != want]
+
+
+def unchecked_counts(expected: Dict[str, Dict[str, Optional[int]]],
+                     totals: Optional[Dict[str, Optional[int]]] = None) -> List[str]:
+    """The counts a manifest leaves null ("split field"): verify reports them as not checked."""
+    skipped = [f"{split} {field}" for split, fields in expected.items()
+               for field, want in (fields or {}).items() if want is None]
+    return skipped + [f"total {field}" for field, want in (totals or {}).items()
+                      if field in TOTAL_FIELDS and want is None]
