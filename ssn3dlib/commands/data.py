@@ -1,12 +1,37 @@
-"""`ssn3d data verify NAME --root DIR`: check a dataset tree against its manifest."""
+"""`ssn3d data ACTION`: dataset tools.
+
+- verify NAME --root DIR: check a dataset tree against data_manifests/NAME.yaml.
+- synth --root DIR [...]: write a synthetic video re-ID world (ssn3dlib.data.synthetic).
+- pseudolabel --images DIR --out CSV: MediaPipe Pose keypoints for a folder of crops
+  (runs in the pose environment, see ssn3dlib.data.pseudolabel).
+"""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 
 def add_arguments(parser):
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_verify(sub)
+    _add_synth(sub)
+    _add_pseudolabel(sub)
+    return parser
+
+
+def run(args) -> int:
+    return {"verify": verify, "synth": synth, "pseudolabel": pseudolabel}[args.action](args)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+# ============================================================================ verify
+
+def _add_verify(sub):
     verify = sub.add_parser("verify", help="check a dataset tree against data_manifests/NAME.yaml")
     verify.add_argument("name", help="dataset name (a file in data_manifests/)")
     verify.add_argument("--root", type=Path, required=True, help="the dataset's root folder")
@@ -16,14 +41,9 @@ def add_arguments(parser):
                         help="decode every image (default) or only check that files exist")
     verify.add_argument("--manifest", type=Path, default=None,
                         help="compare with this manifest file instead of data_manifests/NAME.yaml "
-                             "(e.g. for a custom subset)")
+                             "(e.g. for a custom subset, or one `ssn3d data synth --write-manifest` wrote)")
     verify.add_argument("--protocol-only", action="store_true",
                         help="MARS: check only the info/*.mat protocol files (no images needed)")
-    return parser
-
-
-def run(args) -> int:
-    return {"verify": verify}[args.action](args)
 
 
 def _print_counts(counts):
@@ -33,13 +53,13 @@ def _print_counts(counts):
 
 
 def verify(args) -> int:
-    from ..data.layout import DatasetLayoutError, check_images_readable
-    from ..data.manifests import count_mismatches, load_manifest
+    from ..data.layout import DatasetLayoutError, check_images_readable, require_paths
+    from ..data.manifests import count_mismatches, load_manifest, total_mismatches, unchecked_counts
     from ..data.readers import read_dataset
     from ..data.readers.mars import read_protocol
 
-    manifest = load_manifest(args.manifest or args.name)
     try:
+        manifest = load_manifest(args.manifest or args.name)
         if args.protocol_only:
             if args.name != "mars":
                 raise ValueError("--protocol-only applies to mars only")
@@ -51,6 +71,8 @@ def verify(args) -> int:
             bad = [f"{k}: found {found[k]}, manifest says {v}" for k, v in manifest["raw_tracks"].items()
                    if found[k] != v]
             return _report(args.name, bad)
+        # Every path the manifest lists, before the reader (whose own checks may list fewer).
+        require_paths(args.name, args.root, manifest.get("required", []))
         options = {k: v for k, v in (("split", args.split), ("gallery", args.gallery)) if v is not None}
         dataset = read_dataset(args.name, args.root, **options)
         if args.decode == "all":
@@ -58,19 +80,190 @@ def verify(args) -> int:
                       for f in t.frames]
             print(f"decoded {check_images_readable(dict.fromkeys(frames))} images")
     except (DatasetLayoutError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return _fail(str(err))
     print(f"{manifest['title']} at {dataset.root}  protocol: {dataset.protocol}")
     _print_counts(dataset.counts())
     expected = manifest["counts"]
     if args.name == "mars" and dataset.protocol.get("gallery") == "gallery-only":
         expected = {**expected, **manifest["counts_gallery_only"]}
-    return _report(args.name, count_mismatches(dataset, expected))
+    skipped = unchecked_counts(expected, manifest.get("totals"))
+    if skipped:
+        print("not checked (null in the manifest): " + ", ".join(skipped))
+    return _report(args.name, count_mismatches(dataset, expected) + total_mismatches(dataset, manifest.get("totals")))
 
 
 def _report(name, mismatches) -> int:
     if mismatches:
-        print(f"error: {name} does not match its manifest:\n  " + "\n  ".join(mismatches), file=sys.stderr)
-        return 1
+        return _fail(f"{name} does not match its manifest:\n  " + "\n  ".join(mismatches))
     print(f"ok: {name} matches its manifest")
     return 0
+
+
+# ============================================================================ synth
+
+#: option -> (WorldConfig field, parser, metavar, help). Defaults come from WorldConfig itself.
+_SYNTH_OPTIONS = {
+    "--seed": ("seed", int, "S", "random seed: the same options always write the same files"),
+    "--identities": ("num_identities", int, "N", "number of identities (half train, half test)"),
+    "--cameras": ("num_cameras", int, "C", "number of cameras"),
+    "--tracklets": ("tracklets_per_identity_per_camera", "range", "MIN,MAX",
+                    "tracklets per identity and camera (one number: always that many)"),
+    "--frames": ("frames_per_tracklet", "range", "MIN,MAX", "frames per tracklet (one number: always that many)"),
+    "--image-size": ("image_size", "size", "H,W", "crop height and width"),
+    "--misalignment": ("misalignment", float, "LEVEL", "box jitter and drift, 0 (none) .. 1 (severe)"),
+    "--occlusion-rate": ("occlusion_rate", float, "R", "fraction of frames with an occluder (default 0.3 x LEVEL)"),
+    "--similar-fraction": ("similar_identity_fraction", float, "F", "fraction of look-alike identities, 0 .. 0.5"),
+    "--train-fraction": ("train_fraction", float, "F", "fraction of identities used for training"),
+    "--crops": ("static_crops", int, "N", "static single-frame crops for the attention study"),
+}
+
+
+def _int_pair(text: str):
+    """'16,48' -> (16, 48); '16' -> 16 (WorldConfig validates the values)."""
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or MIN,MAX, got {text!r}") from None
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected an integer or MIN,MAX, got {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _size(text: str):
+    value = _int_pair(text)
+    if not isinstance(value, tuple):
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH, got {text!r}")
+    return value
+
+
+def _add_synth(sub):
+    from ..data.synthetic import WorldConfig
+
+    defaults = WorldConfig()
+    synth = sub.add_parser("synth", help="write a synthetic video re-ID world (walking pedestrians, exact keypoints)",
+                           description="Write a synthetic video re-ID world under --root; the defaults are "
+                                       "those of data_manifests/synthetic_world.yaml.")
+    synth.add_argument("--root", type=Path, required=True, help="output folder (empty, or pass --overwrite)")
+    types = {"range": _int_pair, "size": _size}
+    for option, (field, kind, metavar, help_text) in _SYNTH_OPTIONS.items():
+        default = getattr(defaults, field)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        synth.add_argument(option, dest=field, type=types.get(kind, kind), default=argparse.SUPPRESS,
+                           metavar=metavar, help=help_text if default is None else f"{help_text} (default {shown})")
+    synth.add_argument("--workers", type=int, default=None,
+                       help="render processes (default: up to 8 for a large world, 1 for a small one); "
+                            "the files do not depend on it")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace what --root holds (another world, or a half-written one)")
+    synth.add_argument("--write-manifest", type=Path, default=None, metavar="YAML",
+                       help="also write a manifest with this world's parameters and counts, for "
+                            "`ssn3d data verify synthetic_world --manifest YAML`")
+
+
+def world_config(args):
+    """The WorldConfig of parsed `synth` options; options not given keep WorldConfig's defaults."""
+    from ..data.synthetic import WorldConfig
+
+    fields = {spec[0] for spec in _SYNTH_OPTIONS.values()}
+    return WorldConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def synth(args) -> int:
+    from ..data.synthetic import generate_world
+    from ..data.synthetic.world import _stored_config
+
+    try:
+        config = world_config(args)
+    except ValueError as err:  # name the option the user typed, not the dataclass field
+        message = str(err)
+        for option, (field, *_) in _SYNTH_OPTIONS.items():
+            message = message.replace(f"WorldConfig.{field} ", f"{option} ")
+        return _fail(message)
+    root = args.root
+    if root.exists() and not root.is_dir():
+        return _fail(f"--root {root} is a file; choose a folder")
+    if root.is_dir() and any(root.iterdir()) and not args.overwrite:
+        if _stored_config(root) != config.to_dict():  # same config: generate_world keeps or repairs it
+            what = "a synthetic world of another config" if (root / "world.yaml").is_file() else "other files"
+            return _fail(f"--root {root} is not empty (it holds {what}); choose an empty folder or pass "
+                         f"--overwrite to replace it")
+        print(f"{root} already holds a world of this config: checking it instead of writing it again")
+    try:
+        generate_world(config, root, progress=True, workers=args.workers, overwrite=args.overwrite)
+    except ValueError as err:
+        return _fail(str(err))
+    if args.write_manifest:
+        print(f"manifest for this world: {write_world_manifest(config, args.write_manifest)}")
+    return 0
+
+
+def write_world_manifest(config, path: Path) -> Path:
+    """data_manifests/synthetic_world.yaml with this config's parameters and counts."""
+    import yaml
+
+    from ..data.manifests import load_manifest
+    from ..data.synthetic import plan_world
+    from ..data.synthetic.world import world_counts
+
+    manifest = load_manifest("synthetic_world")
+    counts = world_counts(plan_world(config))
+    manifest["parameters"] = config.to_dict()
+    manifest["counts"] = {split: counts[split] for split in ("train", "query", "gallery")}
+    manifest["counts_crops"] = counts["crops"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+# ============================================================================ pseudolabel
+
+def _add_pseudolabel(sub):
+    pose = sub.add_parser(
+        "pseudolabel", help="MediaPipe Pose keypoints for a folder of crops (needs the pose environment)",
+        description="Label body keypoints with MediaPipe Pose 0.10.14 as the reference "
+                    "pku_reid_subset/keypoints_mediapipe.csv was made. Needs mediapipe, which needs "
+                    "numpy<2: run it with .venv-pose/bin/python -m ssn3dlib (make pose-env).")
+    pose.add_argument("--images", type=Path, required=True,
+                      help="folder the table's image paths are relative to (e.g. a dataset root)")
+    pose.add_argument("--out", type=Path, required=True, help="keypoint table to write (CSV)")
+    pose.add_argument("--glob", default="**/*.jpg", help="which files under --images to label (default '**/*.jpg')")
+    pose.add_argument("--min-detection-confidence", type=float, default=0.5,
+                      help="MediaPipe's person detection threshold (default 0.5, as the reference)")
+    pose.add_argument("--compare", type=Path, default=None, metavar="CSV",
+                      help="print how closely the new table reproduces this reference table")
+    pose.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def pseudolabel(args) -> int:
+    from ..data.keypoints import read_keypoint_table
+    from ..data.pseudolabel import (PoseModelUnavailable, compare_tables, find_images, pseudolabel_images,
+                                    write_keypoint_table)
+
+    if args.out.exists() and not args.overwrite:
+        return _fail(f"{args.out} exists; pass --overwrite to replace it")
+    if not 0 <= args.min_detection_confidence <= 1:
+        return _fail(f"--min-detection-confidence must lie in 0..1, got {args.min_detection_confidence}")
+    try:
+        reference = read_keypoint_table(args.compare) if args.compare else None
+        images = find_images(args.images, args.glob)
+        print(f"{len(images)} images under {args.images} match {args.glob!r}")
+        table, with_pose = pseudolabel_images(args.images, images,
+                                              min_detection_confidence=args.min_detection_confidence)
+    except (FileNotFoundError, ValueError, PoseModelUnavailable) as err:
+        return _fail(str(err))
+    write_keypoint_table(table, args.out)
+    print(f"{with_pose} of {len(images)} images got a pose ({with_pose / len(images):.1%}); "
+          f"wrote {len(table)} rows to {args.out}")
+    if reference is not None:
+        _print_comparison(compare_tables(table, reference), args.compare)
+    return 0
+
+
+def _print_comparison(c, reference_path) -> None:
+    print(f"against {reference_path}: images with a pose {c['images_mine']} here, {c['images_reference']} "
+          f"there, {c['images_both']} in both")
+    print(f"median distance on images both labelled: {c['median_distance_px']:.3f} px; "
+          f"visibility correlation {c['visibility_corr']:.4f}")
+    for name, d in c["per_keypoint_median_px"].items():
+        print(f"  {name:15s} {d:.3f} px")
