@@ -1,0 +1,237 @@
+"""Pseudo-label body keypoints with MediaPipe Pose, writing the project's keypoint table.
+
+The recipe is the one behind ../shared/data/pku_reid_subset/keypoints_mediapipe.csv:
+MediaPipe Pose 0.10.14 (the BlazePose "full" model ships inside the wheel: nothing to
+download), static-image mode, each crop resized with OpenCV's bicubic filter so its long
+side is 384 px (3x for a 48 x 128 crop), centred on a black 384 x 384 canvas, and the
+landmarks mapped back to crop pixels. Images without a detected pose get no rows.
+
+MediaPipe 0.10.14 needs numpy<2, so it lives in its own environment (`make pose-env`
+creates .venv-pose); this module imports it (and OpenCV, which it brings) only inside
+`load_pose_model` and `letterbox_image`, so the rest of the package never needs it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .keypoints import COLUMNS
+
+#: The MediaPipe landmarks the table keeps, in table order (the face and hand/foot
+#: extras of BlazePose's 33 are dropped, as in the reference table).
+POSE_KEYPOINTS: Tuple[str, ...] = (
+    "nose", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)
+CANVAS = 384                     # the square the pose model sees
+POSE_ENV = ".venv-pose"
+POSE_ENV_FIX = (f"MediaPipe Pose 0.10.14 needs numpy<2, so it has its own environment: run "
+                f"`make pose-env` (creates {POSE_ENV} with mediapipe==0.10.14, numpy<2, pillow, pandas, "
+                f"tqdm, pyyaml) and run the command with {POSE_ENV}/bin/python -m ssn3dlib data pseudolabel ...")
+
+
+class PoseModelUnavailable(RuntimeError):
+    """MediaPipe (or its OpenCV) cannot be imported in this Python."""
+
+
+# ============================================================================ geometry
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a width x height crop lands on the square canvas: scaled so its long side
+    fills the canvas, centred (integer offsets), the rest black."""
+
+    width: int
+    height: int
+    canvas: int = CANVAS
+
+    def __post_init__(self):
+        if self.width < 1 or self.height < 1 or self.canvas < 1:
+            raise ValueError(f"Letterbox needs positive sizes, got width={self.width}, "
+                             f"height={self.height}, canvas={self.canvas}")
+
+    @property
+    def scale(self) -> float:
+        return self.canvas / max(self.width, self.height)
+
+    @property
+    def resized(self) -> Tuple[int, int]:
+        """(width, height) of the crop on the canvas."""
+        return (min(self.canvas, round(self.width * self.scale)),
+                min(self.canvas, round(self.height * self.scale)))
+
+    @property
+    def offset(self) -> Tuple[int, int]:
+        """(x, y) of the resized crop's top-left corner on the canvas."""
+        w, h = self.resized
+        return (self.canvas - w) // 2, (self.canvas - h) // 2
+
+    def to_canvas(self, xy: np.ndarray) -> np.ndarray:
+        """Crop pixel coordinates (..., 2) -> canvas pixel coordinates."""
+        return np.asarray(xy, dtype=np.float64) * self.scale + np.array(self.offset, dtype=np.float64)
+
+    def to_crop(self, xy: np.ndarray) -> np.ndarray:
+        """Canvas pixel coordinates (..., 2) -> crop pixel coordinates."""
+        return (np.asarray(xy, dtype=np.float64) - np.array(self.offset, dtype=np.float64)) / self.scale
+
+    def normalised_to_crop(self, xy: np.ndarray) -> np.ndarray:
+        """MediaPipe's landmark coordinates (fractions of the canvas) -> crop pixels."""
+        return self.to_crop(np.asarray(xy, dtype=np.float64) * self.canvas)
+
+
+def letterbox_image(rgb: np.ndarray, box: Optional[Letterbox] = None) -> np.ndarray:
+    """The canvas the pose model sees: the crop resized with OpenCV's bicubic filter (the
+    reference table's filter; PIL's bicubic gives visibly different landmarks) on black."""
+    cv2 = _import_pose_libraries()[1]
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"letterbox_image needs an H x W x 3 uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+    box = box or Letterbox(rgb.shape[1], rgb.shape[0])
+    if (box.width, box.height) != (rgb.shape[1], rgb.shape[0]):
+        raise ValueError(f"letterbox for {box.width} x {box.height} applied to a "
+                         f"{rgb.shape[1]} x {rgb.shape[0]} image")
+    canvas = np.zeros((box.canvas, box.canvas, 3), dtype=np.uint8)
+    (w, h), (x0, y0) = box.resized, box.offset
+    canvas[y0:y0 + h, x0:x0 + w] = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC)
+    return canvas
+
+
+# ============================================================================ table
+
+def landmark_rows(image: str, landmarks: Dict[str, Tuple[float, float, float]], box: Letterbox) -> List[tuple]:
+    """Table rows (image, keypoint, x, y, visibility) for one image's MediaPipe landmarks
+    {name: (x_normalised, y_normalised, visibility)}; every POSE_KEYPOINTS name is needed."""
+    missing = [k for k in POSE_KEYPOINTS if k not in landmarks]
+    if missing:
+        raise ValueError(f"landmarks for {image} lack {missing}")
+    norm = np.array([landmarks[k][:2] for k in POSE_KEYPOINTS], dtype=np.float64)
+    xy = box.normalised_to_crop(norm)
+    return [(image, k, float(x), float(y), float(landmarks[k][2]))
+            for k, (x, y) in zip(POSE_KEYPOINTS, xy)]
+
+
+def keypoint_table(rows: Iterable[tuple]) -> pd.DataFrame:
+    """Rows -> the table, rounded as the reference (x, y: 0.01 px; visibility: 0.001),
+    visibility clipped to 0..1 (MediaPipe's sigmoid can round to exactly 0 or 1)."""
+    table = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    table["x"] = table["x"].astype(float).round(2)
+    table["y"] = table["y"].astype(float).round(2)
+    table["visibility"] = table["visibility"].astype(float).clip(0, 1).round(3)
+    return table
+
+
+def write_keypoint_table(table: pd.DataFrame, out: Path) -> Path:
+    """Write the table as CSV (via a temporary file, so a crash never leaves half a table)."""
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"keypoint table lacks columns {missing}; expected {list(COLUMNS)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    table[list(COLUMNS)].to_csv(tmp, index=False)
+    tmp.replace(out)
+    return out
+
+
+def find_images(root: Path, pattern: str) -> List[str]:
+    """Image paths under root matching the glob, relative to root, sorted (posix form)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    found = sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())
+    if not found:
+        raise FileNotFoundError(f"no file under {root} matches {pattern!r}; pass --glob (e.g. '**/*.png')")
+    return found
+
+
+# ============================================================================ model
+
+def _import_pose_libraries():
+    # mediapipe 0.10.14 calls a deprecated protobuf API on every image: one warning per crop.
+    warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+    os.environ.setdefault("GLOG_minloglevel", "2")  # silence TFLite's start-up log lines
+    try:
+        import cv2
+        import mediapipe as mp
+    except ImportError as err:
+        raise PoseModelUnavailable(f"cannot import MediaPipe in {sys.executable} ({err}). {POSE_ENV_FIX}") from err
+    return mp, cv2
+
+
+def load_pose_model(min_detection_confidence: float = 0.5):
+    """MediaPipe Pose, static-image mode, the full BlazePose model (model_complexity=1)."""
+    mp, _ = _import_pose_libraries()
+    if mp.__version__ != "0.10.14":
+        warnings.warn(f"mediapipe {mp.__version__} is not the 0.10.14 the reference table was made with; "
+                      f"landmarks may differ slightly")
+    return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                  min_detection_confidence=min_detection_confidence)
+
+
+def detect(model, canvas: np.ndarray) -> Optional[Dict[str, Tuple[float, float, float]]]:
+    """{keypoint: (x, y, visibility)} with x, y as fractions of the canvas, or None without a pose."""
+    mp, _ = _import_pose_libraries()
+    result = model.process(canvas)
+    if result.pose_landmarks is None:
+        return None
+    lm = result.pose_landmarks.landmark
+    marks = {k: lm[mp.solutions.pose.PoseLandmark[k.upper()]] for k in POSE_KEYPOINTS}
+    return {k: (m.x, m.y, m.visibility) for k, m in marks.items()}
+
+
+def pseudolabel_images(root: Path, images: Sequence[str], progress: bool = True,
+                       min_detection_confidence: float = 0.5) -> Tuple[pd.DataFrame, int]:
+    """Label every image (paths relative to root). Returns the table and the number of
+    images that got a pose."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    model = load_pose_model(min_detection_confidence)
+    rows, with_pose = [], 0
+    try:
+        for rel in tqdm(images, desc="pose", unit="img", disable=not progress):
+            with Image.open(Path(root) / rel) as im:
+                rgb = np.asarray(im.convert("RGB"))
+            box = Letterbox(rgb.shape[1], rgb.shape[0])
+            landmarks = detect(model, letterbox_image(rgb, box))
+            if landmarks is not None:
+                with_pose += 1
+                rows += landmark_rows(rel, landmarks, box)
+    finally:
+        model.close()
+    return keypoint_table(rows), with_pose
+
+
+# ============================================================================ comparison
+
+def compare_tables(mine: pd.DataFrame, reference: pd.DataFrame) -> Dict:
+    """How closely a table reproduces a reference made the same way.
+
+    images_*: how many images each labelled; both: labelled in both. per_keypoint: the
+    median pixel distance on images both labelled; visibility_corr: Pearson correlation
+    of visibility over the rows both have.
+    """
+    for name, t in (("mine", mine), ("reference", reference)):
+        missing = [c for c in COLUMNS if c not in t.columns]
+        if missing:
+            raise ValueError(f"{name} table lacks columns {missing}")
+    both = mine.merge(reference, on=["image", "keypoint"], suffixes=("", "_ref"))
+    dist = np.hypot(both["x"] - both["x_ref"], both["y"] - both["y_ref"])
+    per_kp = dist.groupby(both["keypoint"]).median()
+    corr = (float(np.corrcoef(both["visibility"], both["visibility_ref"])[0, 1])
+            if len(both) > 1 and both["visibility"].std() > 0 and both["visibility_ref"].std() > 0 else float("nan"))
+    return {
+        "images_mine": int(mine["image"].nunique()),
+        "images_reference": int(reference["image"].nunique()),
+        "images_both": int(both["image"].nunique()),
+        "median_distance_px": float(dist.median()) if len(dist) else float("nan"),
+        "per_keypoint_median_px": {k: float(v) for k, v in per_kp.items()},
+        "visibility_corr": corr,
+    }
