@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test bench install clean-venv notebooks
+.PHONY: report test bench install clean-venv notebooks pose-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,19 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_loader.py
+
+# MediaPipe Pose 0.10.14 (keypoint pseudo-labels) needs numpy<2: its own environment.
+POSE_VENV  ?= .venv-pose
+POSE_STAMP := $(POSE_VENV)/.installed
+
+pose-env: $(POSE_STAMP)
+
+$(POSE_STAMP): pyproject.toml
+	test -x $(POSE_VENV)/bin/python || $(PYTHON) -m venv $(POSE_VENV)
+	echo '*' > $(POSE_VENV)/.gitignore
+	$(POSE_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.14" "numpy<2" pillow pandas tqdm pyyaml
+	$(POSE_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(POSE_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
