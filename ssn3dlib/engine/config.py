@@ -28,7 +28,6 @@ AMP_MODES = ("none", "bf16", "fp16")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("step", "cosine", "constant")
 SELECT_METRICS = ("mAP", "rank1")
-TENSORBOARD_MODES = ("auto", "on", "off")
 
 
 class ConfigError(ValueError):
@@ -119,7 +118,8 @@ class TrainConfig:
     max_steps_per_epoch: Optional[int] = None
     #: torch threads per process; None = CPU cores / processes on this machine.
     num_threads: Optional[int] = None
-    tensorboard: str = "auto"
+    #: TensorBoard logs in run_dir/tensorboard: None = when installed, true = required, false = never.
+    tensorboard: Optional[bool] = None
     #: DDP: None = only when some parameters get no gradient (the supervised SSN3D).
     find_unused_parameters: Optional[bool] = None
 
@@ -379,7 +379,6 @@ def validate(config: RunConfig) -> None:
     _at_least("train.seed", t.seed, 0)
     _check_device(t.device)
     _choice("train.amp", t.amp, AMP_MODES)
-    _choice("train.tensorboard", t.tensorboard, TENSORBOARD_MODES)
     for key in ("eval_every", "checkpoint_every_steps"):
         _at_least(f"train.{key}", getattr(t, key), 0)
     for key in ("log_every_steps", "max_steps_per_epoch", "num_threads"):

@@ -154,15 +154,15 @@ class MetricsLog:
 
 
 def _tensorboard_dir(config: RunConfig, paths) -> Optional[Path]:
-    mode = config.train.tensorboard
-    if mode == "off":
+    wanted = config.train.tensorboard
+    if wanted is False:
         return None
     try:
         import tensorboard  # noqa: F401  (SummaryWriter needs the package)
     except ImportError:
-        if mode == "on":
-            raise ConfigError("train.tensorboard=on but the tensorboard package is not installed; "
-                              "pip install tensorboard, or set train.tensorboard=auto") from None
+        if wanted:
+            raise ConfigError("train.tensorboard=true but the tensorboard package is not installed; "
+                              "pip install tensorboard, or set train.tensorboard=null (when installed)") from None
         return None
     return paths["tensorboard"]
 

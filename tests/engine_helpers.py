@@ -1,0 +1,38 @@
+"""Shared pieces of the engine tests: a tiny synthetic world (generated once per session)
+and the shipped tiny config pointed at it."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssn3dlib.engine import load_config
+
+#: Record fields that measure time rather than training.
+TIMING = ("seconds", "clips_per_s", "eval_seconds")
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    from ssn3dlib.data.synthetic import WorldConfig, generate_world
+
+    config = load_config("synthetic_tiny")
+    root = tmp_path_factory.mktemp("engine_world") / "world"
+    return generate_world(WorldConfig.from_dict(config.data.world), root, progress=False)
+
+
+def tiny_config(world: Path, *overrides: str):
+    """configs/synthetic_tiny.yaml on the session's world, with overrides."""
+    return load_config("synthetic_tiny", [f"data.root={world}", "train.tensorboard=false", *overrides])
+
+
+def comparable(records):
+    """metrics.jsonl records without their timings (which differ between any two runs)."""
+    return [{k: v for k, v in r.items() if k not in TIMING and not (isinstance(v, float) and math.isnan(v))}
+            for r in records]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
