@@ -1,0 +1,594 @@
+"""The misalignment study (issue 5, notebook 05): the paper's central claim, measured.
+
+Claim: 3D convolution over unaligned feature maps (C3D) degrades as the person drifts
+inside the box from frame to frame, and the SSN's part alignment recovers it.
+
+The synthetic world's ``misalignment`` knob jitters and drifts each frame's box (and, by
+default, adds occluders at 0.3 x the level); a tracklet's person, background and gait do
+not change with it, so the levels are paired: the same world seen through worse boxes. A
+sweep point is (level, model variant, training seed); every point trains with the same
+base config (backbone, budget, data), through the engine, and is evaluated on the test
+identities of its level's world.
+
+Resume: each point writes ``<work_dir>/<key>/result.json`` when it has been evaluated; a
+later sweep skips it when the stored config is the one it would train now, so an
+interrupted batch continues where it stopped (and a point killed mid-training resumes from
+its engine checkpoint). A point whose config changed is retrained from scratch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..figures import new_figure
+
+STUDY = "misalignment"
+METRICS = ("rank1", "mAP")
+RESULT_FILE = "result.json"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A model as the study names it: an engine model and, for SSN3D, its strategy."""
+
+    label: str
+    model: str
+    strategy: Optional[str] = None
+    color: str = "black"
+
+
+#: The compared models, in plotting order (colours fixed so every figure agrees).
+VARIANTS: Dict[str, Variant] = {
+    "ssn3d-semi": Variant("SSN3D semi-supervised", "ssn3d", "semi-supervised", "tab:red"),
+    "ssn3d-unsup": Variant("SSN3D unsupervised", "ssn3d", "unsupervised", "tab:orange"),
+    "c3d": Variant("C3D (unaligned 3D conv)", "c3d", None, "tab:blue"),
+    "tp": Variant("TP (temporal pooling)", "tp", None, "tab:green"),
+    "st-attention": Variant("2D+1D attention", "st-attention", None, "tab:purple"),
+}
+
+#: Config keys that do not change a point's numbers: a result stays valid when only they differ.
+NON_RESULT_KEYS = frozenset({
+    "train.num_threads", "train.tensorboard", "train.device", "train.log_every_steps",
+    "train.checkpoint_every_steps", "data.num_workers", "eval.num_workers", "eval.clips_per_batch",
+})
+
+
+# ============================================================================ the plan
+
+@dataclass(frozen=True)
+class SweepPoint:
+    level: float
+    variant: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """Folder name of the point: stable, sortable, no characters a shell dislikes."""
+        return f"m{self.level:.2f}_{self.variant}_s{self.seed}"
+
+    def overrides(self) -> List[str]:
+        """Engine overrides that turn the base config into this point's config."""
+        v = VARIANTS[self.variant]
+        out = [f"data.world.misalignment={self.level!r}", f"model.name={v.model}", f"train.seed={self.seed}"]
+        if v.strategy is not None:
+            out.append(f"model.strategy={v.strategy}")
+        return out
+
+
+def plan_sweep(levels: Sequence[float], variants: Sequence[str], seeds: Sequence[int]) -> List[SweepPoint]:
+    """Every (level, variant, seed), grouped by level (one world at a time), then variant, then seed.
+
+    The same seeds for every model and level keep the comparison paired.
+    """
+    levels, variants, seeds = list(levels), list(variants), list(seeds)
+    if not levels:
+        raise ValueError("levels is empty; give misalignment levels in [0, 1], e.g. [0.0, 0.5, 1.0]")
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= level <= 1.0:
+            raise ValueError(f"misalignment level {level!r} is outside [0, 1]; the world's knob runs from "
+                             f"0 (fixed boxes) to 1 (severe jitter)")
+    if len(set(float(x) for x in levels)) != len(levels):
+        raise ValueError(f"levels {levels} repeat a value; list each level once")
+    if len(levels) < 2:
+        raise ValueError(f"a sweep needs at least two levels to show a trend, got {levels}")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"unknown model variants {unknown or variants}; choose from {', '.join(VARIANTS)}")
+    if len(set(variants)) != len(variants):
+        raise ValueError(f"models {variants} repeat a name; list each once")
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds {seeds} repeat a value; list each once")
+    return [SweepPoint(float(level), variant, int(seed))
+            for level in sorted(float(x) for x in levels) for variant in variants for seed in seeds]
+
+
+# ============================================================================ running
+
+def point_config(base, point: SweepPoint, overrides: Sequence[str] = ()):
+    """The point's RunConfig: base config, the sweep's extra overrides, then the point's own."""
+    from ..engine import load_config
+
+    return load_config(base, list(overrides) + point.overrides())
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict) and name not in ("data.options", "model.options"):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def config_differences(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
+    """Dotted keys whose values differ, leaving out those that do not change results."""
+    a, b = _flatten(stored), _flatten(current)
+    return sorted(k for k in set(a) | set(b) if k not in NON_RESULT_KEYS and a.get(k) != b.get(k))
+
+
+def read_result(path: Path) -> Optional[Dict[str, Any]]:
+    """A stored point result, or None when absent or unreadable (a kill mid-write)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def point_status(point: SweepPoint, config, work_dir: Path) -> Tuple[str, Optional[Dict[str, Any]]]:
+    """("done", result) when a valid result exists; else ("todo" | "stale: <keys>", None)."""
+    result = read_result(Path(work_dir) / point.key / RESULT_FILE)
+    if result is None:
+        return "todo", None
+    changed = config_differences(result.get("config", {}), config.to_dict())
+    if changed:
+        return f"stale: config changed in {', '.join(changed[:4])}", None
+    return "done", result
+
+
+def train_point(point: SweepPoint, config, run_dir: Path, fresh: bool) -> Dict[str, Any]:
+    """Train and evaluate one point with the engine; the numbers a result row needs."""
+    from ..engine import train
+
+    result = train(config, run_dir, resume=not fresh, progress=False)
+    if result.final is None:
+        raise RuntimeError(f"{run_dir}: training ended without an evaluation; the engine evaluates after "
+                           f"the last epoch, so the run did not finish")
+    final = result.final
+    return {"rank1": final["rank1"], "rank5": final["rank5"], "mAP": final["mAP"],
+            "ap_definition": final["ap_definition"], "num_query": final["num_query"],
+            "num_gallery": final["num_gallery"], "epochs": result.epochs,
+            "train_seconds": result.train_seconds, "eval_seconds": final["eval_seconds"],
+            "device": result.device, **final_losses(run_dir, config.model.name == "ssn3d")}
+
+
+def final_losses(run_dir: Path, has_ssn: bool) -> Dict[str, Optional[float]]:
+    """The last epoch's mean triplet and SSN loss: whether the SSN learned at all within the
+    budget (a fresh SSN sits at log N) is what makes an SSN3D point mean something."""
+    from ..engine import read_metrics
+
+    log = read_metrics(run_dir)
+    epochs = log[log["kind"] == "epoch"] if "kind" in log else log
+    if epochs.empty:
+        return {"steps": None, "final_triplet_loss": None, "final_ssn_loss": None}
+    last = epochs.iloc[-1]
+    return {"steps": int(last["step"]), "final_triplet_loss": float(last["triplet"]),
+            "final_ssn_loss": float(last["ssn"]) if has_ssn else None}
+
+
+def run_point(point: SweepPoint, config, work_dir: Path,
+              trainer: Callable[[SweepPoint, Any, Path, bool], Dict[str, Any]] = train_point) -> Dict[str, Any]:
+    """Train one point (continuing its engine checkpoint when the config is the same) and
+    write its result.json; returns the result row."""
+    run_dir = Path(work_dir) / point.key
+    stored = run_dir / "config.yaml"
+    fresh = False
+    if stored.is_file():  # an interrupted run: resume only what this very config started
+        import yaml
+
+        fresh = bool(config_differences(yaml.safe_load(stored.read_text()) or {}, config.to_dict()))
+    start, cpu_start = time.perf_counter(), time.process_time()
+    numbers = trainer(point, config, run_dir, fresh)
+    v = VARIANTS[point.variant]
+    row = {"level": point.level, "model": point.variant, "label": v.label, "engine_model": v.model,
+           "strategy": v.strategy, "seed": point.seed, **numbers,
+           "wall_seconds": time.perf_counter() - start,
+           # CPU time of this process (all threads): the load-independent cost of a point
+           "cpu_seconds": time.process_time() - cpu_start, "config": config.to_dict()}
+    _write_json(run_dir / RESULT_FILE, row)
+    return row
+
+
+def _write_json(path: Path, payload: Dict[str, Any]) -> None:
+    """Atomic: a result.json is either complete or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def prepare_worlds(base, levels: Iterable[float], overrides: Sequence[str] = (),
+                   progress: bool = True) -> Dict[float, Any]:
+    """Generate (or find in the cache) each level's world once, before any training, so no
+    point's wall time includes it; returns {level: dataset} (train/query/gallery tracklets)."""
+    from ..engine import load_config
+    from ..engine.build import prepare_dataset
+
+    worlds = {}
+    for level in tqdm(sorted(set(float(x) for x in levels)), desc="worlds", unit="level", disable=not progress):
+        config = load_config(base, list(overrides) + [f"data.world.misalignment={level!r}"])
+        if config.data.name != "synthetic_world" or config.data.world is None:
+            raise ValueError(f"the misalignment study needs data.name: synthetic_world with data.world set "
+                             f"(the knob is data.world.misalignment); the config has data.name "
+                             f"{config.data.name!r} and data.world {config.data.world!r}")
+        worlds[level] = prepare_dataset(config.data, progress=False)
+    return worlds
+
+
+def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], overrides: Sequence[str] = (),
+              progress: bool = True,
+              trainer: Callable[[SweepPoint, Any, Path, bool], Dict[str, Any]] = train_point) -> pd.DataFrame:
+    """Every point's result (one row each, `resumed` True for those found done).
+
+    base: a config name in configs/, a file or a dict; overrides apply to every point.
+    """
+    work_dir = Path(work_dir)
+    configs = [point_config(base, p, overrides) for p in points]  # all checked before any training
+    rows = []
+    bar = tqdm(list(zip(points, configs)), desc="misalignment sweep", unit="point", disable=not progress)
+    for point, config in bar:
+        bar.set_postfix_str(point.key)
+        status, result = point_status(point, config, work_dir)
+        if status == "done":
+            rows.append({**result, "resumed": True})
+            continue
+        if status != "todo" and progress:
+            tqdm.write(f"{point.key}: {status}; retraining")
+        if status != "todo":
+            (work_dir / point.key / RESULT_FILE).unlink(missing_ok=True)
+        rows.append({**run_point(point, config, work_dir, trainer), "resumed": False})
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+# ============================================================================ summaries
+
+RESULT_COLUMNS = ["level", "model", "strategy", "seed", "rank1", "mAP", "wall_seconds"]
+
+
+def check_results(results: pd.DataFrame, points: Sequence[SweepPoint]) -> None:
+    """The study ran correctly: one row per planned point, metrics in [0, 100], times positive."""
+    got = sorted(zip(results["level"], results["model"], results["seed"]))
+    want = sorted((p.level, p.variant, p.seed) for p in points)
+    if got != want:
+        missing = sorted(set(want) - set(got))
+        extra = sorted(set(got) - set(want))
+        raise AssertionError(f"sweep results do not match the plan: missing {missing}, unexpected {extra}")
+    for metric in METRICS:
+        bad = results[~results[metric].between(0, 100)]
+        if len(bad):
+            raise AssertionError(f"{metric} outside [0, 100] at {bad[['level', 'model', 'seed']].values.tolist()}")
+    if not (results["wall_seconds"] > 0).all():
+        raise AssertionError("every point must have a positive wall time")
+
+
+def summary_by_level(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, level): mean, min and max over seeds of rank-1 and mAP (the figure's lines and bands)."""
+    agg = {f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "min", "max")}
+    out = results.groupby(["model", "level"], sort=False).agg(seeds=("seed", "nunique"), **agg).reset_index()
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    return out.sort_values(["model", "level"], key=lambda c: c.map(order) if c.name == "model" else c,
+                           ignore_index=True)
+
+
+def paired(results: pd.DataFrame, model: str, level: float, metric: str) -> pd.Series:
+    """One model's metric at one level, indexed by seed."""
+    sel = results[(results["model"] == model) & np.isclose(results["level"], level)]
+    if sel.empty:
+        raise ValueError(f"no results for model {model!r} at misalignment {level}; run that point first")
+    if sel["seed"].duplicated().any():
+        raise ValueError(f"model {model!r} at misalignment {level} has a seed twice: {sel['seed'].tolist()}")
+    return sel.set_index("seed")[metric].sort_index()
+
+
+def drop(results: pd.DataFrame, model: str, metric: str, low: float, high: float) -> pd.Series:
+    """Per seed: metric at `low` minus metric at `high` (positive = worse under misalignment)."""
+    a, b = paired(results, model, low, metric), paired(results, model, high, metric)
+    if list(a.index) != list(b.index):
+        raise ValueError(f"model {model!r} has seeds {list(a.index)} at {low} but {list(b.index)} at {high}; "
+                         f"the drop needs the same seeds at both levels")
+    return a - b
+
+
+def model_summary(results: pd.DataFrame) -> List[Dict[str, Any]]:
+    """Per model: mean metrics at the lowest and highest level, the paired drop (mean, min, max
+    over seeds) and the mean wall time of a point."""
+    low, high = float(results["level"].min()), float(results["level"].max())
+    rows = []
+    for model in [m for m in VARIANTS if m in set(results["model"])]:
+        sel = results[results["model"] == model]
+        row: Dict[str, Any] = {"model": model, "label": VARIANTS[model].label,
+                               "seeds": sorted(int(s) for s in sel["seed"].unique()),
+                               "mean_wall_seconds": float(sel["wall_seconds"].mean())}
+        for metric in METRICS:
+            d = drop(results, model, metric, low, high)
+            row[metric] = {"mean_over_levels": float(sel[metric].mean()),
+                           f"at_{low:g}": float(paired(results, model, low, metric).mean()),
+                           f"at_{high:g}": float(paired(results, model, high, metric).mean()),
+                           "drop_mean": float(d.mean()), "drop_min": float(d.min()), "drop_max": float(d.max())}
+        rows.append(row)
+    return rows
+
+
+def _consistent(values: pd.Series, min_effect: float) -> bool:
+    """Positive for every seed, and at least min_effect points on average."""
+    return bool((values > 0).all() and values.mean() >= min_effect)
+
+
+def claim_verdict(results: pd.DataFrame, metric: str = "mAP", unaligned: str = "c3d",
+                  aligned: str = "ssn3d-semi", min_effect: float = 2.0) -> Dict[str, Any]:
+    """Check the claim on one metric with paired seeds, between the lowest and highest level.
+
+    - degrades: the unaligned model's drop (low minus high level) is positive for every seed
+      and at least `min_effect` points on average;
+    - more_robust: the aligned model drops less than the unaligned one, by that rule;
+    - ahead_at_max: at the highest level the aligned model beats the unaligned one, by that rule;
+    - recovers = more_robust and ahead_at_max.
+    verdict: "supported" (degrades and recovers), "partly supported" (degrades, not
+    recovered), or "not supported" (the unaligned model does not degrade).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if min_effect < 0:
+        raise ValueError(f"min_effect is a margin in percentage points and must be >= 0, got {min_effect}")
+    low, high = float(results["level"].min()), float(results["level"].max())
+    if low == high:
+        raise ValueError("the verdict compares two misalignment levels; the results hold only one")
+    d_unaligned = drop(results, unaligned, metric, low, high)
+    d_aligned = drop(results, aligned, metric, low, high)
+    robustness = (d_unaligned - d_aligned).dropna()
+    gap_high = (paired(results, aligned, high, metric) - paired(results, unaligned, high, metric)).dropna()
+    if len(robustness) != len(d_unaligned) or len(gap_high) != len(d_unaligned):
+        raise ValueError(f"{aligned!r} and {unaligned!r} must be run with the same seeds to be compared")
+    degrades = _consistent(d_unaligned, min_effect)
+    more_robust = _consistent(robustness, min_effect)
+    ahead = _consistent(gap_high, min_effect)
+    recovers = more_robust and ahead
+    verdict = "supported" if degrades and recovers else "partly supported" if degrades else "not supported"
+    ul, al = VARIANTS[unaligned].label, VARIANTS[aligned].label
+    statement = (
+        f"{metric}: {ul} {'degrades' if degrades else 'does not degrade consistently'} from misalignment "
+        f"{low:g} to {high:g} (drop {d_unaligned.mean():+.1f} points, seeds {_span(d_unaligned)}); "
+        f"{al} drops {d_aligned.mean():+.1f} ({_span(d_aligned)}) and is "
+        f"{gap_high.mean():+.1f} points against it at {high:g} ({_span(gap_high)}): "
+        f"{'it recovers the loss' if recovers else 'no consistent recovery'}. Verdict: {verdict}.")
+    return {"metric": metric, "unaligned": unaligned, "aligned": aligned, "low": low, "high": high,
+            "min_effect": min_effect, "seeds": [int(s) for s in d_unaligned.index],
+            "unaligned_drop": _stats(d_unaligned), "aligned_drop": _stats(d_aligned),
+            "robustness_gain": _stats(robustness), "gap_at_high": _stats(gap_high),
+            "degrades": degrades, "more_robust": more_robust, "ahead_at_high": ahead, "recovers": recovers,
+            "verdict": verdict, "statement": statement}
+
+
+def _stats(values: pd.Series) -> Dict[str, Any]:
+    return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
+            "per_seed": {str(int(k)): float(v) for k, v in values.items()}}
+
+
+def _span(values: pd.Series) -> str:
+    return f"{values.min():+.1f}..{values.max():+.1f}"
+
+
+def chance_rank1(dataset) -> float:
+    """Expected rank-1 (percent) of a random ranking: per query, true matches over the gallery
+    entries it is ranked against (same identity and camera excluded as junk), averaged."""
+    rates = []
+    for q in dataset.query:
+        valid = [g for g in dataset.gallery if not (g.pid == q.pid and g.camid == q.camid)]
+        hits = sum(g.pid == q.pid for g in valid)
+        if hits and valid:
+            rates.append(hits / len(valid))
+    return 100.0 * float(np.mean(rates)) if rates else float("nan")
+
+
+def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: str, params: Dict[str, Any],
+                  verdicts: Dict[str, Dict[str, Any]], chance: Dict[str, float], wall_seconds: float
+                  ) -> Dict[str, Any]:
+    """What metrics.json holds: every point, the per-model summary, the verdicts, the setup."""
+    keep = ["level", "model", "label", "strategy", "seed", "rank1", "rank5", "mAP", "ap_definition",
+            "num_query", "num_gallery", "epochs", "steps", "final_triplet_loss", "final_ssn_loss", "train_seconds", "eval_seconds", "wall_seconds", "cpu_seconds",
+            "resumed"]
+    point_rows = [{k: _plain(r[k]) for k in keep if k in r} for r in results.to_dict("records")]
+    config = results["config"].iloc[0] if "config" in results else None
+    return {"study": STUDY, "profile": profile, "parameters": params, "chance_rank1": chance,
+            "points": sorted(point_rows, key=lambda r: (r["level"], list(VARIANTS).index(r["model"]), r["seed"])),
+            "num_points": len(points), "per_model": model_summary(results), "verdicts": verdicts,
+            "example_config": config, "wall_seconds": wall_seconds}
+
+
+def _plain(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def write_metrics(metrics: Dict[str, Any], out_dir: Path) -> Path:
+    path = Path(out_dir) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=1) + "\n")
+    return path
+
+
+# ============================================================================ figures
+
+def plot_sweep(results: pd.DataFrame, chance: Optional[Dict[str, float]] = None, size=(11.0, 4.2)):
+    """Rank-1 and mAP against misalignment: one line per model (mean over seeds), a band from
+    the worst to the best seed."""
+    summary = summary_by_level(results)
+    fig, axes = new_figure(*size, ncols=len(METRICS))
+    names = {"rank1": "rank-1 (%)", "mAP": "mAP (%)"}
+    for ax, metric in zip(axes, METRICS):
+        for model, sel in summary.groupby("model", sort=False):
+            v = VARIANTS[model]
+            ax.plot(sel["level"], sel[f"{metric}_mean"], marker="o", color=v.color, label=v.label)
+            ax.fill_between(sel["level"], sel[f"{metric}_min"], sel[f"{metric}_max"], color=v.color,
+                            alpha=0.15, linewidth=0)
+        if metric == "rank1" and chance:
+            for level_value in chance.values():  # the same identities at every level: one number
+                ax.axhline(level_value, color="grey", linestyle=":", linewidth=1)
+                ax.text(ax.get_xlim()[0], level_value, " chance", va="bottom", fontsize=7, color="grey")
+                break
+        ax.set_xlabel("misalignment (box jitter and drift; 0 = fixed boxes)")
+        ax.set_ylabel(names[metric])
+        ax.set_xticks(sorted(results["level"].unique()))
+        ax.grid(alpha=0.3)
+    seeds = sorted(results["seed"].unique())
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Misalignment study: mean of {len(seeds)} seed(s); band = seed min..max", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def level_strip(tracklets_by_level: Dict[float, Any], n_frames: int = 8, cell=(0.7, 1.4)):
+    """The same tracklet at every level (rows), its first frames in columns: what the knob does."""
+    from PIL import Image
+
+    levels = sorted(tracklets_by_level)
+    n = min(n_frames, min(len(t.frames) for t in tracklets_by_level.values()))
+    fig, axes = new_figure(cell[0] * n + 0.8, cell[1] * len(levels), nrows=len(levels), ncols=n, squeeze=False)
+    for r, level in enumerate(levels):
+        frames = tracklets_by_level[level].frames
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(Image.open(frames[c]).convert("RGB")), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(f"m = {level:g}", fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.95, bottom=0.01, wspace=0.04, hspace=0.06)
+    return fig
+
+
+# ============================================================================ attention viewer
+
+def clip_attention(checkpoint: Union[str, Path], tracklet, n_frames: int = 8):
+    """An SSN3D checkpoint's attention maps on the first frames of a tracklet.
+
+    Returns (frames uint8 (T, H, W, 3), maps (T, N, h', w'), extent of the window grid in
+    image pixels for imshow, part names).
+    """
+    import torch
+
+    from ..attention_plots import extent_from_centres, window_centres
+    from ..data.clip_dataset import read_frame
+    from ..data.keypoints import PART_SETS
+    from ..data.transforms import ClipTransform
+    from ..engine import load_checkpoint, load_config, load_model_weights
+    from ..engine.build import build_model
+
+    config = load_config(load_checkpoint(checkpoint)["config"])
+    if config.model.name != "ssn3d":
+        raise ValueError(f"{checkpoint} holds a {config.model.name!r} model, which has no attention maps; "
+                         f"pick an SSN3D point")
+    model = build_model(config)
+    load_model_weights(model, checkpoint)
+    model.eval()
+    raw = [read_frame(f) for f in tracklet.frames[:n_frames]]
+    size = tuple(config.data.size)
+    with torch.no_grad():
+        maps = model(ClipTransform.test(size).apply(raw)[None]).maps[0].numpy()    # (T, N, h', w')
+    stride = model.backbone.stride
+    ys, xs = window_centres(maps.shape[-2:], size, (size[0] // stride, size[1] // stride),
+                            config.model.window, config.model.padding)
+    frames = np.stack([f.permute(1, 2, 0).numpy() for f in raw])
+    names = list(PART_SETS[config.data.part_set]) if config.model.strategy != "unsupervised" else \
+        [f"part {i}" for i in range(maps.shape[1])]
+    return frames, maps, extent_from_centres(ys, xs), names
+
+
+def attention_strip(frames: np.ndarray, maps: np.ndarray, part: int, extent, title: str = "",
+                    cell=(0.9, 1.8)):
+    """One part's attention map over each frame of a clip: does it follow the body as the box moves?"""
+    from ..attention_plots import overlay_map
+
+    if not 0 <= part < maps.shape[1]:
+        raise ValueError(f"part {part} does not exist; the model has parts 0..{maps.shape[1] - 1}")
+    n = len(frames)
+    fig, axes = new_figure(cell[0] * n + 0.4, cell[1] + 0.5, ncols=n, squeeze=False)
+    for t in range(n):
+        overlay_map(axes[0, t], frames[t], maps[t, part], extent)
+        axes[0, t].set_title(f"frame {t}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.8, bottom=0.02, wspace=0.05)
+    return fig
+
+
+def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], variants: Sequence[str],
+                     seeds: Sequence[int], n_frames: int = 8):
+    """ipywidgets panel over `attention_strip`: level, SSN3D variant, seed, query tracklet, part."""
+    import io
+
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    ssn = [v for v in variants if VARIANTS[v].model == "ssn3d"]
+    if not ssn:
+        raise ValueError(f"none of the models {list(variants)} is an SSN3D variant; attention needs one")
+    levels = sorted(worlds)
+    level = w.Dropdown(options=levels, value=levels[-1], description="level")
+    variant = w.Dropdown(options=[(VARIANTS[v].label, v) for v in ssn], description="model")
+    seed = w.Dropdown(options=list(seeds), description="seed")
+    track = w.Dropdown(options=[(t.name, i) for i, t in enumerate(worlds[levels[0]].query)], value=0,
+                       description="query")
+    part = w.Dropdown(options=[], description="part")
+    out = w.Output()
+    updating = []   # non-empty while redraw itself changes the part list (no nested redraw)
+
+    def redraw(*_):
+        if updating:
+            return
+        point = SweepPoint(level.value, variant.value, seed.value)
+        frames, maps, extent, names = clip_attention(Path(work_dir) / point.key / "checkpoints" / "last.pt",
+                                                     worlds[level.value].query[track.value], n_frames)
+        if [n for n, _ in part.options] != names:  # semi-supervised parts have names, unsupervised ones not
+            updating.append(True)
+            keep = part.value if part.value is not None and part.value < len(names) else 0
+            part.options = [(n, i) for i, n in enumerate(names)]
+            part.value = keep
+            updating.clear()
+        fig = attention_strip(frames, maps, part.value, extent,
+                              f"{VARIANTS[variant.value].label}, misalignment {level.value:g}, seed {seed.value}: "
+                              f"{names[part.value]}")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")   # PNG bytes: ssn3dlib.figures selects Agg, so a Figure shows as text
+        plt.close(fig)
+        out.outputs = ()
+        out.append_display_data(Image(data=buffer.getvalue()))
+
+    for control in (level, variant, seed, track, part):
+        control.observe(redraw, "value")
+    redraw()
+    return w.VBox([w.HBox([level, variant, seed]), w.HBox([track, part]), out])
+
+
+__all__ = ["VARIANTS", "Variant", "SweepPoint", "plan_sweep", "point_config", "run_sweep", "run_point",
+           "point_status", "config_differences", "check_results", "summary_by_level", "model_summary",
+           "claim_verdict", "drop", "paired", "chance_rank1", "study_metrics", "write_metrics", "plot_sweep",
+           "level_strip", "prepare_worlds", "final_losses", "clip_attention", "attention_strip",
+           "attention_widget"]
