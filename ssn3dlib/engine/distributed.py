@@ -133,6 +133,17 @@ def gather_objects(ctx: DistributedContext, obj: Any) -> List[Any]:
     return out
 
 
+def sync_buffers(ctx: DistributedContext, model: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank.
+
+    DDP keeps parameters identical, but each rank's last forward updates its running
+    statistics with its own batch; after this every rank holds the model rank 0 saves.
+    """
+    if ctx.is_distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def configure_threads(num_threads: Optional[int], ctx: DistributedContext) -> int:
     """Intra-op threads per process: the CPU cores shared among the processes of this machine.
 

@@ -32,7 +32,7 @@ from .checkpoint import (CheckpointError, capture_rng, check_signature, load_che
                          restore_rng, save_checkpoint, seed_everything, unwrap)
 from .config import ConfigError, RunConfig, load_config, save_config
 from .distributed import (DistributedContext, barrier, broadcast_object, configure_threads, gather_objects,
-                          init_distributed, mean_over_ranks, shutdown)
+                          init_distributed, mean_over_ranks, shutdown, sync_buffers)
 from .evaluator import device_name, evaluate_model, run_description
 
 #: Config keys that may change between a run and its resumption (they do not change results).
@@ -318,6 +318,7 @@ class _Run:
         t = self.config.train
         while self.epoch < t.epochs:
             self.train_epoch()
+            sync_buffers(self.ctx, unwrap(self.model))
             self.scheduler.step()
             self.log_epoch()
             self.epoch += 1
