@@ -1,6 +1,5 @@
-"""DDP on CPU: two gloo processes launched by torchrun train the tiny config to the end (about
-30 s on the 2-core machine),
-and every rank ends with the same model."""
+"""DDP on CPU: two gloo processes launched by torchrun (about 30 s on the 2-core machine) train
+the tiny config to the end, and every rank ends with the same model."""
 from __future__ import annotations
 
 import os
