@@ -114,6 +114,15 @@ def load_keypoints(config: RunConfig, root: Path) -> Optional[Dict[str, np.ndarr
     return load_part_keypoints(table, part_set=config.data.part_set, image_root=root)
 
 
+def keypoints_at_test_time(config: RunConfig) -> bool:
+    """Only the supervised strategy (keypoint windows, no attention) needs test-frame keypoints."""
+    return config.model.name == "ssn3d" and config.model.strategy == "supervised"
+
+
+def evaluation_keypoints(config: RunConfig, dataset: VideoReIDDataset) -> Optional[Dict[str, np.ndarray]]:
+    return load_keypoints(config, Path(dataset.root)) if keypoints_at_test_time(config) else None
+
+
 def build_train_dataset(config: RunConfig, dataset: VideoReIDDataset, keypoints):
     from ..data.clip_dataset import TrainClipDataset
 
@@ -212,8 +221,7 @@ def check_evaluable(config: RunConfig) -> None:
 
     from ..data.clip_dataset import extract_features
 
-    if (config.model.name == "ssn3d" and config.model.strategy == "supervised"
-            and "keypoints" not in inspect.signature(extract_features).parameters):
+    if keypoints_at_test_time(config) and "keypoints" not in inspect.signature(extract_features).parameters:
         raise ConfigError("model.strategy=supervised needs keypoints for every test frame, which "
                           "ssn3dlib.data.clip_dataset.extract_features does not provide yet; train the "
                           "supervised ablation once it does, or use semi-supervised / unsupervised")

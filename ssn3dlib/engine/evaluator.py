@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,23 +24,28 @@ PERCENT_KEYS = tuple(f"rank{r}" for r in RANKS) + ("mAP",)
 
 
 def tracklet_features(model: nn.Module, config: RunConfig, tracklets: Sequence, device: torch.device,
-                      amp_dtype: Optional[torch.dtype] = None, progress: bool = True) -> torch.Tensor:
+                      amp_dtype: Optional[torch.dtype] = None, progress: bool = True,
+                      keypoints: Optional[Mapping[str, np.ndarray]] = None) -> torch.Tensor:
     """(len(tracklets), D) features; each distinct tracklet is computed once (MARS' official
-    protocol has every query in the gallery too)."""
+    protocol has every query in the gallery too). keypoints: per-frame parts, for the
+    supervised strategy only (it needs them at test time too)."""
     from ..data.clip_dataset import extract_features
 
     unique = list(dict.fromkeys(tracklets))
     e = config.eval
+    extra = {"keypoints": keypoints} if keypoints is not None else {}
     feats = extract_features(model, unique, size=tuple(config.data.size), clip_len=e.clip_len,
                              clips_per_batch=e.clips_per_batch, num_workers=e.num_workers, device=device,
-                             amp_dtype=amp_dtype, progress=progress)
+                             amp_dtype=amp_dtype, progress=progress, **extra)
     row = {t: i for i, t in enumerate(unique)}
     return feats[torch.tensor([row[t] for t in tracklets])]
 
 
 def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfig, device: torch.device,
-                   amp_dtype: Optional[torch.dtype] = None, progress: bool = True) -> Dict[str, Any]:
-    """Rank-1/5/10/20 and mAP (percent) of `model` on the dataset's query and gallery."""
+                   amp_dtype: Optional[torch.dtype] = None, progress: bool = True,
+                   keypoints: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, Any]:
+    """Rank-1/5/10/20 and mAP (percent) of `model` on the dataset's query and gallery
+    (keypoints: the supervised strategy's per-frame parts, else None)."""
     from ..metrics import compute_distance, evaluate_rank
 
     if not dataset.query or not dataset.gallery:
@@ -48,7 +53,7 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfi
                          f"{len(dataset.gallery)} gallery tracklets; both are needed to evaluate")
     start = time.perf_counter()
     feats = tracklet_features(model, config, list(dataset.query) + list(dataset.gallery), device,
-                              amp_dtype, progress)
+                              amp_dtype, progress, keypoints)
     nq = len(dataset.query)
     distmat = compute_distance(feats[:nq], feats[nq:], metric=config.eval.metric)
     pids = np.array([t.pid for t in dataset.query] + [t.pid for t in dataset.gallery])
@@ -56,7 +61,7 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfi
     result = evaluate_rank(distmat, pids[:nq], pids[nq:], cams[:nq], cams[nq:],
                            max_rank=config.eval.max_rank, ap=config.eval.ap)
     cmc = (100.0 * result.cmc).tolist()
-    out = {f"rank{r}": cmc[r - 1] if r <= len(cmc) else 100.0 for r in RANKS}
+    out = {f"rank{r}": cmc[min(r, len(cmc)) - 1] for r in RANKS}   # a gallery shorter than r: all of it
     out.update({
         "mAP": 100.0 * float(result.mAP),
         "cmc": cmc,
@@ -93,7 +98,7 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     strategy, epochs trained, wall time, device.
     """
     from .build import amp_dtype as autocast_dtype
-    from .build import build_model, prepare_dataset
+    from .build import build_model, check_evaluable, prepare_dataset, evaluation_keypoints
     from .checkpoint import check_signature, load_checkpoint, model_signature, unwrap
     from .config import load_config
     from .distributed import resolve_device
@@ -101,6 +106,7 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     start = time.perf_counter()
     payload = load_checkpoint(checkpoint)
     config = load_config(payload["config"], overrides)
+    check_evaluable(config)
     dev = resolve_device(device)
     model = build_model(config)
     check_signature(payload["signature"], model_signature(model, config.to_dict()["model"],
@@ -109,7 +115,7 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     model.to(dev)
     dataset = prepare_dataset(config.data, progress=progress)
     amp = autocast_dtype(config, dev) if dev.type == "cuda" else None
-    metrics = evaluate_model(model, dataset, config, dev, amp, progress)
+    metrics = evaluate_model(model, dataset, config, dev, amp, progress, evaluation_keypoints(config, dataset))
     return {**metrics, **run_description(config, dataset), "epochs": payload["epoch"],
             "checkpoint": str(Path(checkpoint).resolve()),
             "train_seconds": payload.get("train_seconds"), "wall_seconds": time.perf_counter() - start,

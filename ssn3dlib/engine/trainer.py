@@ -210,6 +210,7 @@ class _Run:
         self.dataset = build.prepare_dataset(config.data, progress=self.progress)
         build.check_clip_length(self.dataset, config.data)
         keypoints = build.load_keypoints(config, Path(self.dataset.root))
+        self.test_keypoints = keypoints if build.keypoints_at_test_time(config) else None
         self.train_set = build.build_train_dataset(config, self.dataset, keypoints)
 
         seed_everything(t.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
@@ -409,7 +410,7 @@ class _Run:
         metrics = None
         if self.ctx.is_main:
             metrics = evaluate_model(unwrap(self.model), self.dataset, self.config, self.device,
-                                     self.amp, progress=self.progress)
+                                     self.amp, progress=self.progress, keypoints=self.test_keypoints)
         metrics = broadcast_object(self.ctx, metrics)
         key = self.config.eval.select
         self.final_eval = {"epoch": self.epoch, **metrics}

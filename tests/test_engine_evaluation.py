@@ -1,0 +1,66 @@
+"""Evaluation bookkeeping (hand-computed rankings, split means) and the schedule."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from ssn3dlib.data import clip_dataset
+from ssn3dlib.data.tracklets import Tracklet, VideoReIDDataset
+from ssn3dlib.engine import ConfigError, load_config, mean_over_splits, train
+from ssn3dlib.engine.build import epoch_schedule
+from ssn3dlib.engine.evaluator import evaluate_model
+
+from engine_helpers import tiny_config, tiny_world  # noqa: F401 (fixture)
+
+A, B = Tracklet(("a",), 1, 1, "A"), Tracklet(("b",), 2, 1, "B")
+C, D, E = Tracklet(("c",), 1, 2, "C"), Tracklet(("d",), 2, 2, "D"), Tracklet(("e",), 3, 2, "E")
+POSITION = {A: 0.0, B: 1.0, C: 0.2, D: 1.5, E: 0.8}
+
+
+def test_ranking_by_hand_and_each_tracklet_extracted_once(monkeypatch):
+    """A: C (0.2) < E (0.8) < D: hit at rank 1, AP 1. B: E (0.2) < D (0.5): hit at rank 2, AP 1/2."""
+    calls = []
+
+    def fake_extract(model, tracklets, **kwargs):
+        calls.append(list(tracklets))
+        return torch.tensor([[POSITION[t]] for t in tracklets])
+
+    monkeypatch.setattr(clip_dataset, "extract_features", fake_extract)
+    dataset = VideoReIDDataset("synthetic_world", "/x", [], [A, B], [C, D, E, A], {"gallery": "test"})
+    result = evaluate_model(None, dataset, load_config(), torch.device("cpu"), progress=False)
+    assert calls == [[A, B, C, D, E]]                 # A is query and gallery: extracted once
+    # A in the gallery is same pid + same camera for query A (junk) and a negative for B (distance 1).
+    assert result["cmc"][:3] == [50.0, 100.0, 100.0]
+    assert (result["rank1"], result["rank5"], result["rank20"]) == (50.0, 100.0, 100.0)
+    assert result["mAP"] == pytest.approx(75.0)
+    assert (result["num_query"], result["num_gallery"], result["ap_definition"]) == (2, 4, "standard")
+
+
+def test_mean_over_splits_averages_each_metric():
+    runs = [{"split": k, "rank1": r1, "rank5": 90.0, "rank10": 95.0, "rank20": 99.0, "mAP": m, "dataset": "ilidsvid"}
+            for k, r1, m in [(0, 80.0, 70.0), (1, 90.0, 80.0), (2, 70.0, 60.0)]]
+    mean = mean_over_splits(runs)
+    assert (mean["rank1"], mean["mAP"], mean["rank5"]) == (80.0, 70.0, 90.0)
+    assert mean["rank1_std"] == pytest.approx(10.0) and mean["splits"] == [0, 1, 2]
+    with pytest.raises(ValueError, match="distinct splits"):
+        mean_over_splits(runs + runs[:1])
+
+
+def test_paper_schedule_drops_tenfold_after_epoch_50_and_warmup_ramps():
+    factor = epoch_schedule(load_config())
+    assert [factor(e) for e in (0, 49, 50, 149)] == [1.0, 1.0, pytest.approx(0.1), pytest.approx(0.1)]
+    warm = epoch_schedule(load_config(None, ["schedule.warmup_epochs=4"]))
+    assert [warm(e) for e in range(5)] == [0.2, 0.4, 0.6, 0.8, 1.0]
+    cosine = epoch_schedule(load_config(None, ["schedule.name=cosine", "train.epochs=10"]))
+    assert cosine(0) == 1.0 and cosine(5) == pytest.approx(0.5) and cosine(10) == pytest.approx(0.0)
+
+
+def test_supervised_strategy_trains_only_where_test_keypoints_exist(tiny_world, tmp_path):
+    config = tiny_config(tiny_world, "model.strategy=supervised", "train.epochs=1")
+    if "keypoints" in inspect.signature(clip_dataset.extract_features).parameters:
+        assert train(config, tmp_path, progress=False).final["epoch"] == 1
+    else:
+        with pytest.raises(ConfigError, match="needs keypoints for every test frame"):
+            train(config, tmp_path, progress=False, on_step=lambda r: pytest.fail("training started"))
