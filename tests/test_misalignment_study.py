@@ -196,6 +196,22 @@ def test_plot_sweep_draws_one_line_per_model_on_both_metrics():
         assert labels == [ms.VARIANTS["c3d"].label, ms.VARIANTS["tp"].label]
 
 
+def test_peak_pck_by_hand():
+    grid = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=float)
+    truth = np.array([[[0, 0, 1], [10, 10, 1]],
+                      [[10, 0, 1], [0, 10, 0]]], dtype=float)       # the last keypoint is hidden
+    peaks = np.array([[[0, 0], [0, 10]], [[10, 0], [10, 10]]], dtype=float)
+    r = ms.peak_pck(peaks, truth, grid, radius=3.0)
+    assert r["pck"] == pytest.approx(2 / 3)        # 2 hits among the 3 visible keypoints
+    assert r["chance_pck"] == pytest.approx(0.25)  # each keypoint has 1 of the 4 windows in reach
+    swapped = np.array([[[10, 10], [0, 0]], [[0, 10], [10, 0]]], dtype=float)
+    assert ms.peak_pck(swapped, truth, grid, 3.0)["pck"] == 0.0
+    matched = ms.peak_pck(swapped, truth, grid, 3.0, match_parts=True)
+    assert matched["matching"] == [1, 0] and matched["pck"] == 1.0
+    with pytest.raises(ValueError, match="no visible keypoint"):
+        ms.peak_pck(peaks, truth * [1, 1, 0], grid, 3.0)
+
+
 # ---------------------------------------------------------------- end to end
 
 def test_tiny_sweep_through_the_engine(tmp_path, monkeypatch):
@@ -229,6 +245,12 @@ def test_tiny_sweep_through_the_engine(tmp_path, monkeypatch):
     assert np.allclose(maps.reshape(4, 9, -1).sum(-1), 1.0, atol=1e-4)  # each map is a softmax
     with pytest.raises(ValueError, match="no attention maps"):
         ms.clip_attention(tmp_path / "runs" / points[1].key / "checkpoints" / "last.pt", worlds[0.0].query[0])
+
+    alignment = ms.alignment_sweep(points, worlds, tmp_path / "runs", progress=False)
+    assert list(alignment["model"]) == ["ssn3d-unsup", "ssn3d-unsup"]      # SSN3D points only
+    assert (alignment["frames"] == sum(len(t) for t in worlds[0.0].query)).all()
+    assert alignment["pck"].between(0, 1).all() and alignment["chance_pck"].between(0.01, 0.5).all()
+    assert all(sorted(m) == list(range(9)) for m in alignment["matching"])   # a one-to-one matching
 
     again = ms.run_sweep(points, "misalignment_smoke", tmp_path / "runs", overrides, progress=False)
     assert again["resumed"].all() and again["mAP"].tolist() == results["mAP"].tolist()

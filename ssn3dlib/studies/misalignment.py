@@ -403,9 +403,10 @@ def chance_rank1(dataset) -> float:
 
 
 def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: str, params: Dict[str, Any],
-                  verdicts: Dict[str, Dict[str, Any]], chance: Dict[str, float], wall_seconds: float
-                  ) -> Dict[str, Any]:
-    """What metrics.json holds: every point, the per-model summary, the verdicts, the setup."""
+                  verdicts: Dict[str, Dict[str, Any]], chance: Dict[str, float], wall_seconds: float,
+                  alignment: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
+    """What metrics.json holds: every point, the per-model summary, the verdicts, the SSN's
+    part alignment (when measured), the setup."""
     keep = ["level", "model", "label", "strategy", "seed", "rank1", "rank5", "mAP", "ap_definition",
             "num_query", "num_gallery", "epochs", "steps", "final_triplet_loss", "final_ssn_loss", "train_seconds", "eval_seconds", "wall_seconds", "cpu_seconds",
             "resumed"]
@@ -414,7 +415,15 @@ def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: 
     return {"study": STUDY, "profile": profile, "parameters": params, "chance_rank1": chance,
             "points": sorted(point_rows, key=lambda r: (r["level"], list(VARIANTS).index(r["model"]), r["seed"])),
             "num_points": len(points), "per_model": model_summary(results), "verdicts": verdicts,
-            "example_config": config, "wall_seconds": wall_seconds}
+            "part_alignment": None if alignment is None or alignment.empty else {
+                "by_model_level": alignment_summary(alignment),
+                "points": [{k: _plain(v) for k, v in r.items()} for r in alignment.to_dict("records")]},
+            "example_config": config,
+            # this notebook session; points read back from an earlier session cost it nothing
+            "wall_seconds": wall_seconds,
+            "points_trained_this_session": int((~results["resumed"]).sum()) if "resumed" in results else None,
+            "sum_of_point_wall_seconds": float(results["wall_seconds"].sum()),
+            "sum_of_point_cpu_seconds": float(results["cpu_seconds"].sum()) if "cpu_seconds" in results else None}
 
 
 def _plain(value):
@@ -492,12 +501,22 @@ def clip_attention(checkpoint: Union[str, Path], tracklet, n_frames: int = 8):
     Returns (frames uint8 (T, H, W, 3), maps (T, N, h', w'), extent of the window grid in
     image pixels for imshow, part names).
     """
-    import torch
-
-    from ..attention_plots import extent_from_centres, window_centres
+    from ..attention_plots import extent_from_centres
     from ..data.clip_dataset import read_frame
     from ..data.keypoints import PART_SETS
-    from ..data.transforms import ClipTransform
+
+    model, config = load_ssn3d(checkpoint)
+    raw = [read_frame(f) for f in tracklet.frames[:n_frames]]
+    maps = clip_maps(model, config, raw)
+    ys, xs = window_grid(model, config, maps.shape[-2:])
+    frames = np.stack([f.permute(1, 2, 0).numpy() for f in raw])
+    names = list(PART_SETS[config.data.part_set]) if config.model.strategy != "unsupervised" else \
+        [f"part {i}" for i in range(maps.shape[1])]
+    return frames, maps, extent_from_centres(ys, xs), names
+
+
+def load_ssn3d(checkpoint: Union[str, Path]):
+    """(model in eval mode, its RunConfig) from an engine checkpoint of an SSN3D point."""
     from ..engine import load_checkpoint, load_config, load_model_weights
     from ..engine.build import build_model
 
@@ -507,18 +526,150 @@ def clip_attention(checkpoint: Union[str, Path], tracklet, n_frames: int = 8):
                          f"pick an SSN3D point")
     model = build_model(config)
     load_model_weights(model, checkpoint)
-    model.eval()
-    raw = [read_frame(f) for f in tracklet.frames[:n_frames]]
-    size = tuple(config.data.size)
+    return model.eval(), config
+
+
+def clip_maps(model, config, frames) -> np.ndarray:
+    """(T, N, h', w') attention maps of uint8 frames (3, H, W), preprocessed as at test time."""
+    import torch
+
+    from ..data.transforms import ClipTransform
+
     with torch.no_grad():
-        maps = model(ClipTransform.test(size).apply(raw)[None]).maps[0].numpy()    # (T, N, h', w')
-    stride = model.backbone.stride
-    ys, xs = window_centres(maps.shape[-2:], size, (size[0] // stride, size[1] // stride),
-                            config.model.window, config.model.padding)
-    frames = np.stack([f.permute(1, 2, 0).numpy() for f in raw])
-    names = list(PART_SETS[config.data.part_set]) if config.model.strategy != "unsupervised" else \
-        [f"part {i}" for i in range(maps.shape[1])]
-    return frames, maps, extent_from_centres(ys, xs), names
+        return model(ClipTransform.test(tuple(config.data.size)).apply(frames)[None]).maps[0].numpy()
+
+
+def window_grid(model, config, grid_size) -> Tuple[np.ndarray, np.ndarray]:
+    """Pixel (ys, xs) of the window centres of the model's attention grid."""
+    from ..attention_plots import window_centres
+
+    size, stride = tuple(config.data.size), model.backbone.stride
+    return window_centres(grid_size, size, (size[0] // stride, size[1] // stride), config.model.window,
+                          config.model.padding)
+
+
+def part_alignment(checkpoint: Union[str, Path], tracklets: Sequence, keypoints: Dict[str, np.ndarray],
+                   radius_fraction: float = 0.1, chunk: int = 64) -> Dict[str, Any]:
+    """Does each attention map land on its body part in every frame, however the box moved?
+
+    For every frame of `tracklets`, the peak window of each map is compared with the part's true keypoint (the world's exact keypoints,
+    `keypoints`: {frame path: (N, 3) x, y, visibility}); a hit is a peak within
+    radius_fraction x image height. Semi-supervised maps are named parts; unsupervised ones
+    are first matched to parts by the best one-to-one assignment (mean peak distance).
+    Returns PCK (fraction of hits over (frame, part) pairs with the part visible), the
+    chance PCK of a peak drawn uniformly over the window grid, and the matching used.
+    """
+    from ..data.clip_dataset import read_frame
+
+    model, config = load_ssn3d(checkpoint)
+    if not config.model.shared_classifier:
+        raise ValueError(f"{checkpoint}: per-frame classifiers make a frame's maps depend on its place in "
+                         f"the clip; part_alignment measures shared-classifier models only")
+    paths = [f for t in tracklets for f in t.frames]
+    missing = [p for p in paths if p not in keypoints]
+    if missing:
+        raise ValueError(f"no keypoints for {missing[0]} ({len(missing)} frames lack them); pass the world's "
+                         f"table as loaded by query_keypoints or ssn3dlib.data.clip_dataset.load_part_keypoints")
+    # A frame's maps do not depend on the other frames of its clip (the SSN runs per frame,
+    # one shared classifier), so frames go through in long chunks, whatever their tracklet.
+    maps = np.concatenate([clip_maps(model, config, [read_frame(p) for p in paths[s:s + chunk]])
+                           for s in range(0, len(paths), chunk)])                     # (F, N, h', w')
+    ys, xs = window_grid(model, config, maps.shape[-2:])
+    grid = np.stack(np.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)           # row-major (x, y)
+    peaks = grid[maps.reshape(*maps.shape[:2], -1).argmax(-1)]                       # (F, N, 2)
+    truth = np.stack([keypoints[p] for p in paths])                                  # (F, N, 3)
+    return peak_pck(peaks, truth, grid, radius_fraction * config.data.size[0],
+                    match_parts=config.model.strategy == "unsupervised")
+
+
+def peak_pck(peaks: np.ndarray, truth: np.ndarray, grid: np.ndarray, radius: float,
+             match_parts: bool = False) -> Dict[str, Any]:
+    """PCK of map peaks (F, N, 2) against keypoints (F, N, 3: x, y, visibility > 0 = usable),
+    and its chance level: a peak drawn uniformly from the window centres `grid` (G, 2).
+
+    match_parts: first assign maps to parts one-to-one, minimising the mean peak distance
+    (unsupervised maps have no names).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    visible = truth[..., 2] > 0            # 0.5 = self-occluded, coordinates still exact
+    if not visible.any():
+        raise ValueError("no visible keypoint: PCK is undefined")
+    xy = np.nan_to_num(truth[..., :2])
+    n = peaks.shape[1]
+    match = np.arange(n)
+    if match_parts:
+        cost = np.array([[np.linalg.norm(peaks[visible[:, i], j] - xy[visible[:, i], i], axis=-1).mean()
+                          if visible[:, i].any() else 0.0 for j in range(n)] for i in range(n)])
+        _, match = linear_sum_assignment(cost)      # match[i] = the map shown as part i
+        peaks = peaks[:, match]
+    hits = (np.linalg.norm(peaks - xy, axis=-1) <= radius) & visible
+    near = (np.linalg.norm(xy[:, :, None] - grid[None, None], axis=-1) <= radius).mean(-1)   # (F, N)
+    return {"pck": float(hits.sum() / visible.sum()), "chance_pck": float(near[visible].mean()),
+            "radius_px": float(radius), "frames": int(len(peaks)), "matching": [int(m) for m in match]}
+
+
+def alignment_summary(alignment: pd.DataFrame) -> Dict[str, Any]:
+    """Per SSN3D variant and level: PCK mean/min/max over seeds and the chance PCK."""
+    out: Dict[str, Any] = {}
+    for (model, level), sel in alignment.groupby(["model", "level"], sort=False):
+        out.setdefault(model, {})[f"{level:g}"] = {
+            "pck_mean": float(sel["pck"].mean()), "pck_min": float(sel["pck"].min()),
+            "pck_max": float(sel["pck"].max()), "chance_pck": float(sel["chance_pck"].mean())}
+    return out
+
+
+def query_keypoints(dataset, part_set: str) -> Dict[str, np.ndarray]:
+    """{query frame path: (N, 3) x, y, visibility} from the world's keypoints.csv (query rows only:
+    the whole table takes seconds to group)."""
+    from ..data.keypoints import parts_by_image, read_keypoint_table
+
+    root = Path(dataset.root)
+    frames = {str(Path(f).relative_to(root)) for t in dataset.query for f in t.frames}
+    table = read_keypoint_table(root / "keypoints.csv")
+    parts = parts_by_image(table[table["image"].isin(frames)], part_set)
+    return {str(root / image): p for image, p in parts.items()}
+
+
+def alignment_sweep(points: Sequence[SweepPoint], worlds: Dict[float, Any], work_dir: Union[str, Path],
+                    radius_fraction: float = 0.1, progress: bool = True) -> pd.DataFrame:
+    """part_alignment of every SSN3D point on its level's query tracklets (one row each)."""
+    import torch
+
+    ssn_points = [p for p in points if VARIANTS[p.variant].model == "ssn3d"]
+    keypoints, rows = {}, []
+    for point in tqdm(ssn_points, desc="part alignment", unit="point", disable=not progress):
+        checkpoint = Path(work_dir) / point.key / "checkpoints" / "last.pt"
+        if point.level not in keypoints:
+            _, config = load_ssn3d(checkpoint)
+            if config.train.num_threads:  # the study's thread budget, also when every point was read back
+                torch.set_num_threads(config.train.num_threads)
+            keypoints[point.level] = query_keypoints(worlds[point.level], config.data.part_set)
+        result = part_alignment(checkpoint, worlds[point.level].query, keypoints[point.level], radius_fraction)
+        rows.append({"level": point.level, "model": point.variant, "seed": point.seed, **result})
+    return pd.DataFrame(rows)
+
+
+def plot_alignment(alignment: pd.DataFrame, size=(5.5, 4.2)):
+    """PCK of the SSN's attention peaks against misalignment (mean over seeds, min..max band),
+    beside the chance PCK of a uniformly drawn window."""
+    fig, ax = new_figure(*size)
+    for model, sel in alignment.groupby("model", sort=False):
+        g = sel.groupby("level")["pck"].agg(["mean", "min", "max"]).reset_index()
+        v = VARIANTS[model]
+        ax.plot(g["level"], 100 * g["mean"], marker="o", color=v.color, label=v.label)
+        ax.fill_between(g["level"], 100 * g["min"], 100 * g["max"], color=v.color, alpha=0.15, linewidth=0)
+    chance = alignment.groupby("level")["chance_pck"].mean()
+    ax.plot(chance.index, 100 * chance.values, linestyle=":", color="grey", label="chance (uniform window)")
+    ax.set_xlabel("misalignment")
+    ax.set_ylabel(f"PCK of attention peaks (%), radius {alignment['radius_px'].iloc[0]:.1f} px")
+    ax.set_xticks(sorted(alignment["level"].unique()))
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Do the SSN's parts land on their body parts?", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def attention_strip(frames: np.ndarray, maps: np.ndarray, part: int, extent, title: str = "",
@@ -591,4 +742,5 @@ __all__ = ["VARIANTS", "Variant", "SweepPoint", "plan_sweep", "point_config", "r
            "point_status", "config_differences", "check_results", "summary_by_level", "model_summary",
            "claim_verdict", "drop", "paired", "chance_rank1", "study_metrics", "write_metrics", "plot_sweep",
            "level_strip", "prepare_worlds", "final_losses", "clip_attention", "attention_strip",
-           "attention_widget"]
+           "attention_widget", "load_ssn3d", "part_alignment", "alignment_sweep", "plot_alignment",
+           "query_keypoints", "peak_pck", "alignment_summary"]
