@@ -139,6 +139,19 @@ def test_bad_input_fails_before_training(tiny_world, tmp_path, overrides, error,
               on_step=lambda record: pytest.fail("training started"))
 
 
+@pytest.mark.parametrize("variant", [["train.amp=bf16"], ["train.channels_last=true"],
+                                     ["model.name=tp"], ["model.name=c3d"], ["model.name=st-attention"],
+                                     ["model.strategy=unsupervised", "model.shared_classifier=false"]],
+                         ids=lambda v: ",".join(v))
+def test_other_models_and_the_gpu_code_paths_train_on_cpu(tiny_world, tmp_path, variant):
+    """bf16 autocast and channels_last are GPU settings, but their code paths run on the CPU too."""
+    threads = torch.get_num_threads()
+    result = train(tiny_config(tiny_world, "train.epochs=1", *variant), tmp_path, progress=False)
+    steps = read_metrics(tmp_path).query("kind == 'step'")
+    assert result.final["epoch"] == 1 and steps["loss"].notna().all() and len(steps) >= 1
+    assert torch.get_num_threads() == threads        # the run's train.num_threads=1 is not left behind
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_asking_for_cuda_without_one_fails_clearly(tiny_world, tmp_path):
     with pytest.raises(RuntimeError, match="no CUDA device is available"):
@@ -153,3 +166,13 @@ def test_cli_evaluate_writes_json_and_train_reports_config_errors(reference, tmp
     assert written["mAP"] == result.best["mAP"] and written["epochs"] == result.best_epoch
     assert cli.main(["train", "--config", "synthetic_tiny", "optim.lrr=1", "--run-dir", str(tmp_path)]) == 2
     assert "did you mean 'optim.lr'" in capsys.readouterr().err
+
+
+def test_channels_last_clips_give_channels_last_frames_without_copying_values():
+    from ssn3dlib.engine.trainer import _channels_last_clips
+
+    clips = torch.randn(2, 4, 3, 16, 8)
+    laid_out = _channels_last_clips(clips)
+    frames = laid_out.flatten(0, 1)                 # what the backbone sees
+    assert torch.equal(laid_out, clips)
+    assert frames.is_contiguous(memory_format=torch.channels_last) and frames.data_ptr() == laid_out.data_ptr()

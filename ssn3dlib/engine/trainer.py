@@ -176,6 +176,15 @@ def _channels_last_clips(clips: torch.Tensor) -> torch.Tensor:
     return clips.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
+def _channels_last_weights(model: nn.Module) -> None:
+    """channels_last for the 4-D (2D conv) weights; Module.to(memory_format=...) refuses the
+    5-D weights of the 3D part blocks."""
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            if tensor.dim() == 4:
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+
+
 def _config_changes(saved: Dict[str, Any], current: Dict[str, Any], prefix: str = "") -> List[str]:
     keys = sorted(set(saved) | set(current))
     out = []
@@ -220,7 +229,7 @@ class _Run:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
         if t.channels_last:
-            model.to(memory_format=torch.channels_last)
+            _channels_last_weights(model)
         self.model = model
         if ctx.is_distributed:
             find_unused = t.find_unused_parameters
@@ -285,7 +294,7 @@ class _Run:
 
     def resume(self) -> None:
         path = self.paths["last"]
-        payload = load_checkpoint(path, map_location=self.device)
+        payload = load_checkpoint(path)   # on the CPU: RNG states must stay CPU tensors
         check_signature(payload["signature"], self.signature, str(path))
         changed = [k for k in _config_changes(payload["config"], self.config.to_dict())
                    if k not in RESUMABLE_CHANGES]
@@ -441,6 +450,7 @@ def train(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path], 
     config = load_config(config, overrides) if overrides or not isinstance(config, RunConfig) else config
     run_dir = Path(run_dir).expanduser().resolve()
     ctx = init_distributed(config.train.device)
+    threads = torch.get_num_threads()
     try:
         run = _Run(config, run_dir, ctx, progress, on_step)
         last = run.paths["last"]
@@ -463,6 +473,7 @@ def train(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path], 
                          paths={k: v for k, v in run.paths.items() if k != "tensorboard" or v.exists()},
                          model=unwrap(run.model).eval())
     finally:
+        torch.set_num_threads(threads)   # a notebook keeps its own setting
         shutdown(ctx)
 
 
