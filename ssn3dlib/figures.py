@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+# No backend is forced: scripts without a display fall back to Agg by themselves, and a
+# Jupyter kernel keeps its inline backend so figures and the attention explorer render.
 
 
 def save_figure(fig, path, dpi: int = 100) -> Path:
