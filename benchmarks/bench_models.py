@@ -178,11 +178,13 @@ def measure_training(model, variant: Variant, config: Config, dtype) -> dict:
     # Forward only: torch's flop counter multiplies a grouped conv's backward by its groups
     # (fixed upstream in pytorch/pytorch#183405), which would inflate SSN3D's per-part blocks.
     _, flops = count_flops(lambda: training_loss(model, objective, batch, dtype))
+    reserved = peak.reserved_bytes  # GPU only: the caching allocator's peak reservation
     return dict(step_s=timing.wall_s, step_cpu_s=timing.cpu_s, forward_gflops=flops / 1e9,
                 train_clips_per_s=config.clips / timing.wall_s,
                 peak_step_mb=peak.peak_bytes / MB, peak_step_mb_per_clip=peak.peak_bytes / MB / config.clips,
-                peak_absolute_mb=peak.absolute_bytes / MB, peak_reserved_mb=peak.reserved_bytes / MB
-                if peak.reserved_bytes is not None else None, input_mb=tensor_bytes(batch.tensors()) / MB,
+                peak_absolute_mb=peak.absolute_bytes / MB,
+                peak_reserved_mb=None if reserved is None else reserved / MB,
+                input_mb=tensor_bytes(batch.tensors()) / MB,
                 # Batch-independent part of the peak: gradients + Adam's two moments.
                 training_state_mb=3 * parameter_bytes(model) / MB)
 
