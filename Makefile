@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test bench install clean-venv notebooks pose-env
+.PHONY: report test bench bench-gpu install clean-venv notebooks pose-env
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_loader.py
+	$(PY) benchmarks/bench_models.py
+
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/bench_models.py --device cuda
 
 # MediaPipe Pose 0.10.14 (keypoint pseudo-labels) needs numpy<2: its own environment.
 POSE_VENV  ?= .venv-pose
