@@ -64,3 +64,21 @@ def test_supervised_strategy_trains_only_where_test_keypoints_exist(tiny_world, 
     else:
         with pytest.raises(ConfigError, match="needs keypoints for every test frame"):
             train(config, tmp_path, progress=False, on_step=lambda r: pytest.fail("training started"))
+
+
+def test_split_protocol_trains_one_run_per_split_on_pku(tmp_path):
+    """The real PKU subset with its MediaPipe keypoints: one tiny run per split, averaged."""
+    from ssn3dlib.engine import train_splits
+    from ssn3dlib.paths import data_root
+
+    if not (data_root() / "pku_reid_subset" / "images").is_dir():
+        pytest.skip("the PKU-Reid subset is not under the data root")
+    tiny = ["train.epochs=1", "train.max_steps_per_epoch=2", "train.num_threads=1", "train.tensorboard=false",
+            "data.size=[64, 32]", "data.num_workers=0", "eval.num_workers=0", "model.hidden=16",
+            "model.part_dim=8", "model.embedding_dim=32"]
+    summary = train_splits("pku_cpu", tmp_path, splits=[0, 1], progress=False, overrides=tiny)
+    assert summary["splits"] == [0, 1] and (tmp_path / "splits.json").is_file()
+    per_split = summary["per_split"]
+    assert summary["mAP"] == pytest.approx((per_split[0]["mAP"] + per_split[1]["mAP"]) / 2)
+    assert all((tmp_path / f"split{k}" / "checkpoints" / "last.pt").is_file() for k in (0, 1))
+    assert load_config(tmp_path / "split1" / "config.yaml").data.options["split"] == 1
