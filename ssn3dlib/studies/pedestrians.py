@@ -1,0 +1,850 @@
+"""The pedestrian study (paper Fig. 4): do the SSN's attention maps find body parts?
+
+Data. Two sets of pedestrian crops, each split into ``labelled`` (with keypoints used in
+training), ``unlabelled`` (used in training without keypoints) and optionally ``heldout``
+crops (never trained on):
+- real: the PKU-Reid subset (``data_root()/pku_reid_subset``), 48 x 128 (w x h) JPEGs, with
+  MediaPipe keypoints (``keypoints_mediapipe.csv``, model labels, not ground truth);
+- synthetic: the static crops of a small synthetic world (``ssn3dlib.data.synthetic``),
+  generated once into a cache folder, whose keypoints are exact.
+Keypoints become the six parts of ``PART_SETS["pedestrian6"]`` (head, hand, knee1, knee2,
+foot1, foot2; 1/2 = the person's left/right) with ``parts_by_image``; a part counts as
+visible when its visibility is > ``min_visibility`` (synthetic: 1 = visible, 0.5 = self-
+occluded, so only fully visible parts count).
+
+Selection (deterministic): the ``n_labelled`` best-labelled crops (highest mean part
+visibility, ties in path order), at most one per identity; the unlabelled and held-out
+crops are drawn by a seeded permutation from the crops with at least one visible part of
+the *other* identities, so labelled and unlabelled identities are disjoint.
+
+Input size: every crop is resized to ``image_size`` = (128, 64) (h x w) by default (the
+paper used 120 x 60; the real crops are 128 x 48 and get stretched 4/3 in width, as re-ID
+pipelines do); ResNet-34 up to layer2 (the paper's "first three blocks", stride 8) gives a
+128 x 16 x 8 map, so the k = 3 valid windows form a 14 x 6 grid.
+
+Training. The SSN (``SelfSeparatedNetwork``, N = 6, k = 3) with the loss of eq. 4 alone,
+Adam with weight decay. Semi-supervised: each batch holds ``labelled_per_batch`` labelled
+crops (their parts are the keypoint windows, ``keypoints_to_windows``) and unlabelled ones.
+Unsupervised: batches of the same crops, keypoints never used. Backbone: randomly
+initialised (no ImageNet weights here). With ``train_backbone=False`` the backbone is
+frozen: its BatchNorm statistics are those of all the study's crops (one pass in training
+mode), its features are computed once, and every seed shares it (seed ``backbone_seed``);
+seeds then vary the SSN's initialisation and the batches. With ``train_backbone=True``
+backbone and SSN train together and the seed also draws the backbone.
+
+Evaluation. The peak of a part's map is its argmax window; the window's centre maps back to
+image pixels through the backbone stride and the window geometry
+(``ssn3dlib.attention_plots.window_centres``: window (r, c) is centred on feature cell
+(r + 1, c + 1) for k = 3 without padding, whose centre is pixel ((c + 1.5) * 8 - 0.5,
+(r + 1.5) * 8 - 0.5) at stride 8). PCK: the fraction of (crop, part) pairs with a visible
+keypoint whose peak lies within ``pck_radius`` x crop height of the keypoint, on the
+unlabelled crops (the paper's setting: unlabelled people seen in training) and on the
+held-out crops when there are any. Strategies:
+- semi-supervised: map i is part i;
+- unsupervised: maps are matched to parts by the best one-to-one assignment
+  (``scipy.optimize.linear_sum_assignment`` minimising the mean peak-to-keypoint distance)
+  computed on the labelled crops only, then applied unchanged to the evaluation crops;
+- chance: a peak drawn uniformly over the window grid, computed exactly (the fraction of
+  window centres within the radius of each keypoint);
+- prior: a fixed peak per part, the window centre nearest the part's mean position over the
+  labelled crops (pedestrian crops are centred, so this guess is strong);
+- ceiling: the window centre nearest the keypoint (what a perfect map on this grid scores).
+Stability: for two seeds, the fraction of (evaluation crop, part) pairs whose two peaks lie
+within the PCK radius of each other (unsupervised: after each seed's own assignment),
+averaged over seed pairs; chance stability = the same for two independent uniform peaks.
+Distinctness: per crop, the number of distinct peak windows among the N maps divided by N.
+
+metrics.json keys (what a report assembler reads):
+- ``profile``, ``parameters`` (every notebook parameter), ``wall_time_s``;
+- ``paper_claim`` (the paper's statement), ``input_size_hw``, ``feature_size_hw``,
+  ``grid_size_hw``, ``pck_radius_px``;
+- ``datasets.<real|synthetic>``:
+  ``counts`` (labelled, unlabelled, heldout crops and identities, visible keypoints per
+  evaluation set), ``pck.<unlabelled|heldout>.<semi-supervised|unsupervised|chance|prior|ceiling>``
+  each ``{"overall": float, "per_part": {part: float|null}, "per_seed": [float, ...]}``
+  (chance/prior/ceiling have no per_seed), ``assignment`` (per seed: {part: map index}),
+  ``stability.<semi-supervised|unsupervised|chance>`` (float or null with one seed),
+  ``distinctness.<semi-supervised|unsupervised>``,
+  ``final_loss.<semi-supervised|unsupervised>`` (per seed, mean of the last 5% of steps),
+  ``log_n``;
+- ``claims``: ``{name: {"holds": bool|null, "test": str, "paper_claim": bool}}`` per dataset
+  under ``claims.<dataset>`` (see CLAIM_TESTS; ``paper_claim`` false = our stricter extra
+  test), and ``claims.agrees_with_paper`` (bool: every testable claim of the paper holds on
+  every dataset).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..attention_plots import extent_from_centres, window_centres
+from ..data.keypoints import (PART_SETS, best_labelled_frames, load_part_keypoints, parts_by_image,
+                              read_keypoint_table)
+from ..models import SelfSeparatedNetwork, build_backbone, keypoints_to_windows
+from ..paths import data_root, reports_dir
+
+STUDY = "pedestrians"
+PART_SET = "pedestrian6"
+PARTS: Tuple[str, ...] = PART_SETS[PART_SET]
+STRATEGIES = ("semi-supervised", "unsupervised")
+LOADERS = ("real", "synthetic")
+#: What PCK is reported for: the two trained strategies and three references (module doc).
+PCK_METHODS = (*STRATEGIES, "chance", "prior", "ceiling")
+ROLES = ("labelled", "unlabelled", "heldout")
+PAPER_CLAIM = ("Fig. 4: trained semi-supervised on 128 crops of which 16 are labelled, each attention "
+               "map finds its part (head, hand, knees, feet) on unlabelled people; unsupervised "
+               "training finds distinct parts that are less stable and less human-readable.")
+# ImageNet statistics: the usual input normalisation of a torchvision ResNet.
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+
+
+# ============================================================================ crops
+
+@dataclass
+class Crops:
+    """One dataset's crops at the study's input size.
+
+    images (M, 3, H, W) floats in 0..1; keypoints (M, N, 3) x, y, visibility in input pixels
+    (NaN coordinates where a part has no source keypoint); role: "labelled", "unlabelled"
+    or "heldout" per crop.
+    """
+
+    name: str
+    images: torch.Tensor
+    keypoints: np.ndarray
+    paths: List[str]
+    pids: np.ndarray
+    role: np.ndarray
+    min_visibility: float = 0.5
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+    @property
+    def visible(self) -> np.ndarray:
+        """(M, N) bool: part has coordinates and visibility > min_visibility."""
+        return (self.keypoints[..., 2] > self.min_visibility) & np.isfinite(self.keypoints[..., :2]).all(-1)
+
+    def indices(self, role: str) -> np.ndarray:
+        if role not in ROLES:
+            raise ValueError(f"unknown crop role {role!r}; choose one of {ROLES}")
+        return np.flatnonzero(self.role == role)
+
+    def counts(self) -> Dict:
+        out = {}
+        for role in ROLES:
+            idx = self.indices(role)
+            out[role] = {"crops": int(len(idx)), "identities": int(len(set(self.pids[idx].tolist()))),
+                         "visible_keypoints": int(self.visible[idx].sum())}
+        return out
+
+
+def select_crops(paths: Sequence[str], pids: Sequence[int], parts: Dict[str, np.ndarray],
+                 n_labelled: int, n_unlabelled: int, n_heldout: int = 0,
+                 min_visibility: float = 0.5, seed: int = 0) -> Dict[str, List[str]]:
+    """Deterministic labelled / unlabelled / held-out crops (see the module doc).
+
+    paths: every candidate crop (in a fixed order); pids: their identities; parts:
+    {path: (N, 3)} for the crops that have keypoints.
+    """
+    if min(n_labelled, n_unlabelled) < 1 or n_heldout < 0:
+        raise ValueError(f"need at least 1 labelled and 1 unlabelled crop and n_heldout >= 0, got "
+                         f"{n_labelled}, {n_unlabelled}, {n_heldout}")
+    pid_of = dict(zip(paths, (int(p) for p in pids)))
+    ranked = best_labelled_frames(list(paths), parts, count=len(paths), min_visibility=min_visibility)
+    labelled, used = [], set()
+    for path in ranked:
+        if pid_of[path] not in used:
+            labelled.append(path)
+            used.add(pid_of[path])
+        if len(labelled) == n_labelled:
+            break
+    pool = [p for p in paths if pid_of[p] not in used and p in parts
+            and (parts[p][:, 2] > min_visibility).any()]
+    need = n_unlabelled + n_heldout
+    if len(labelled) < n_labelled or len(pool) < need:
+        raise ValueError(f"not enough crops: {len(labelled)} labelled of {n_labelled} wanted (one per "
+                         f"identity), {len(pool)} candidates for {n_unlabelled} unlabelled + {n_heldout} "
+                         f"held-out crops; ask for fewer crops or generate a larger synthetic world")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    chosen = [pool[i] for i in order[:need]]
+    return {"labelled": labelled, "unlabelled": chosen[:n_unlabelled], "heldout": chosen[n_unlabelled:]}
+
+
+def _load_crops(name: str, selection: Dict[str, List[str]], pid_of: Dict[str, int],
+                parts: Dict[str, np.ndarray], image_size: Sequence[int], min_visibility: float) -> Crops:
+    """Read the selected images, resize them to image_size (h, w) and scale their keypoints."""
+    h, w = image_size
+    images, keypoints, paths, roles = [], [], [], []
+    for role in ROLES:
+        for path in selection.get(role, []):
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                sx, sy = w / img.width, h / img.height  # keypoints are continuous pixel coordinates
+                images.append(torch.from_numpy(np.asarray(img.resize((w, h), Image.BILINEAR)).copy()))
+            kp = parts[path].copy()
+            kp[:, 0] *= sx
+            kp[:, 1] *= sy
+            keypoints.append(kp)
+            paths.append(path)
+            roles.append(role)
+    batch = torch.stack(images).permute(0, 3, 1, 2).float() / 255
+    return Crops(name, batch, np.stack(keypoints), paths, np.array([pid_of[p] for p in paths]),
+                 np.array(roles), min_visibility)
+
+
+def load_real_crops(root: Optional[Path] = None, image_size=(128, 64), n_labelled: int = 16,
+                    n_unlabelled: int = 112, n_heldout: int = 0, min_visibility: float = 0.5,
+                    selection_seed: int = 0) -> Crops:
+    """Crops of the PKU-Reid subset with MediaPipe keypoints (see the module doc)."""
+    root = (Path(root) if root is not None else data_root() / "pku_reid_subset").expanduser().resolve()
+    table = root / "keypoints_mediapipe.csv"
+    if not (root / "images").is_dir() or not table.is_file():
+        raise FileNotFoundError(f"the pedestrian study needs {root}/images and {table}; set "
+                                f"$SSN3D_DATA_ROOT to the folder holding pku_reid_subset/")
+    parts = load_part_keypoints(table, PART_SET, root)
+    paths = sorted(str(p) for p in (root / "images").glob("*/*.jpg"))
+    pids = [int(Path(p).parent.name) for p in paths]
+    selection = select_crops(paths, pids, parts, n_labelled, n_unlabelled, n_heldout, min_visibility,
+                             selection_seed)
+    return _load_crops("real", selection, dict(zip(paths, pids)), parts, image_size, min_visibility)
+
+
+def default_world_cache() -> Path:
+    """Where the study's synthetic world is generated (git-ignored scratch space)."""
+    return reports_dir() / "runs" / "cache" / "pedestrians_world"
+
+
+def synthetic_world_config(n_crops: int, image_size=(128, 64), world_seed: int = 0):
+    """A small world: 64 identities, one one-frame tracklet each per camera (the study only
+    reads the static crops), 2 x the crops the study needs so that enough remain once the
+    labelled crops' identities are set aside."""
+    from ..data.synthetic import WorldConfig
+    return WorldConfig(seed=world_seed, num_identities=64, tracklets_per_identity_per_camera=1,
+                       frames_per_tracklet=1, image_size=tuple(image_size), static_crops=2 * n_crops)
+
+
+def load_synthetic_crops(cache_dir: Optional[Path] = None, image_size=(128, 64), n_labelled: int = 16,
+                         n_unlabelled: int = 112, n_heldout: int = 0, min_visibility: float = 0.5,
+                         selection_seed: int = 0, world_seed: int = 0, progress: bool = True) -> Crops:
+    """Static crops of a synthetic world, generated into cache_dir once (see the module doc)."""
+    from ..data.synthetic import generate_world
+    config = synthetic_world_config(n_labelled + n_unlabelled + n_heldout, image_size, world_seed)
+    root = Path(cache_dir) if cache_dir is not None else default_world_cache()
+    root = root / f"seed{world_seed}_{config.static_crops}crops_{image_size[0]}x{image_size[1]}"
+    generate_world(config, root, progress=progress)
+    crops_csv = pd.read_csv(root / "crops" / "crops.csv")
+    parts = {str(root / k): v for k, v in
+             parts_by_image(read_keypoint_table(root / "crops" / "keypoints.csv"), PART_SET).items()}
+    paths = [str(root / p) for p in crops_csv["image"]]
+    pids = crops_csv["pid"].tolist()
+    selection = select_crops(paths, pids, parts, n_labelled, n_unlabelled, n_heldout, min_visibility,
+                             selection_seed)
+    return _load_crops("synthetic", selection, dict(zip(paths, pids)), parts, image_size, min_visibility)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """0..1 RGB -> the ImageNet-normalised input of a torchvision ResNet."""
+    return (images - _MEAN) / _STD
+
+
+# ============================================================================ training
+
+@dataclass
+class TrainSettings:
+    """How one SSN is trained."""
+
+    steps: int = 200
+    batch_size: int = 32
+    labelled_per_batch: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    hidden: int = 512
+    window: int = 3
+    backbone: str = "resnet34-layer2"
+    train_backbone: bool = False
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 2 or not 1 <= self.labelled_per_batch < self.batch_size:
+            raise ValueError(f"need steps >= 1 and 1 <= labelled_per_batch < batch_size, got steps="
+                             f"{self.steps}, batch_size={self.batch_size}, "
+                             f"labelled_per_batch={self.labelled_per_batch}")
+
+
+@dataclass
+class TrainedSSN:
+    strategy: str
+    seed: int
+    backbone: nn.Module
+    ssn: SelfSeparatedNetwork
+    losses: List[float] = field(default_factory=list)
+
+    def final_loss(self, fraction: float = 0.05) -> float:
+        """Mean of the last `fraction` of steps (at least one)."""
+        tail = max(1, int(len(self.losses) * fraction))
+        return float(np.mean(self.losses[-tail:]))
+
+
+def random_backbone(name: str, images: torch.Tensor, seed: int, chunk: int = 512, device="cpu"):
+    """A randomly initialised backbone whose BatchNorm statistics are those of `images`,
+    frozen; returns (backbone, features of every image).
+
+    The statistics come from one training-mode pass (cumulative averages over chunks);
+    when all images fit in one chunk that pass's output already is the features
+    (normalised by the statistics of all the crops), otherwise an eval-mode pass follows.
+    """
+    torch.manual_seed(seed)
+    backbone = build_backbone(name).to(device)
+    for m in backbone.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration pass
+    chunks = [normalise(images[s:s + chunk]).to(device) for s in range(0, len(images), chunk)]
+    backbone.train()
+    with torch.no_grad():
+        feats = [backbone(x) for x in chunks]
+        backbone.eval()
+        if len(chunks) > 1:
+            feats = [backbone(x) for x in chunks]
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    return backbone, torch.cat(feats)
+
+
+def keypoint_windows(crops: Crops, feature_size: Sequence[int], window: int):
+    """(M, N, 2) window indices and (M, N) visibility of every crop's parts."""
+    xy = torch.from_numpy(crops.keypoints[..., :2]).float()
+    return keypoints_to_windows(xy, torch.from_numpy(crops.visible), crops.image_size, feature_size, window)
+
+
+def _batches(crops: Crops, strategy: str, settings: TrainSettings, generator: torch.Generator):
+    """Index batches: semi-supervised = labelled_per_batch labelled + the rest unlabelled;
+    unsupervised = any training crops."""
+    labelled = torch.from_numpy(crops.indices("labelled"))
+    unlabelled = torch.from_numpy(crops.indices("unlabelled"))
+    train = torch.cat([labelled, unlabelled])
+
+    def pick(pool, n):
+        if n <= len(pool):
+            return pool[torch.randperm(len(pool), generator=generator)[:n]]
+        return pool[torch.randint(len(pool), (n,), generator=generator)]
+
+    while True:
+        if strategy == "semi-supervised":
+            yield torch.cat([pick(labelled, settings.labelled_per_batch),
+                             pick(unlabelled, settings.batch_size - settings.labelled_per_batch)])
+        else:
+            yield pick(train, settings.batch_size)
+
+
+def train_ssn(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
+              frozen: Optional[Tuple[nn.Module, torch.Tensor]] = None, progress: bool = True) -> TrainedSSN:
+    """Train an SSN (and the backbone when settings.train_backbone) on the SSN loss alone.
+
+    frozen: (backbone, features of every crop) from random_backbone, required when the
+    backbone is not trained.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if not settings.train_backbone and frozen is None:
+        raise ValueError("a frozen backbone needs its precomputed features: pass frozen=random_backbone(...)")
+    torch.manual_seed(seed)
+    device = torch.device(settings.device)
+    if settings.train_backbone:
+        backbone = build_backbone(settings.backbone).to(device)
+        feature_size = backbone.feature_size(crops.image_size)
+    else:
+        backbone, features = frozen
+        feature_size = features.shape[-2:]
+        features = features.to(device)
+    ssn = SelfSeparatedNetwork(backbone.out_channels, len(PARTS), window=settings.window,
+                               hidden=settings.hidden, strategy=strategy).to(device)
+    params = list(ssn.parameters()) + (list(backbone.parameters()) if settings.train_backbone else [])
+    opt = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    windows, visible = (t.to(device) for t in keypoint_windows(crops, feature_size, settings.window))
+    is_labelled = torch.from_numpy(crops.role == "labelled").to(device)
+    batches = _batches(crops, strategy, settings, torch.Generator().manual_seed(seed))
+    run = TrainedSSN(strategy, seed, backbone, ssn)
+    backbone.train(settings.train_backbone)
+    ssn.train()
+    for _ in tqdm(range(settings.steps), desc=f"{crops.name} {strategy} seed {seed}", disable=not progress,
+                  leave=False):
+        idx = next(batches)
+        x = (backbone(normalise(crops.images[idx]).to(device)) if settings.train_backbone
+             else features[idx.to(device)])
+        idx = idx.to(device)
+        out = ssn(x, keypoint_windows=windows[idx], keypoint_visible=visible[idx],
+                  labelled=is_labelled[idx], with_loss=True)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        run.losses.append(out.loss.item())
+    backbone.eval()
+    ssn.eval()
+    return run
+
+
+@torch.no_grad()
+def attention_maps(run: TrainedSSN, crops: Crops, features: Optional[torch.Tensor] = None,
+                   chunk: int = 64) -> np.ndarray:
+    """(M, N, h', w') attention maps of every crop (features: the frozen backbone's, if any)."""
+    device = next(run.ssn.parameters()).device
+    out = []
+    for s in range(0, len(crops.images), chunk):
+        x = (features[s:s + chunk] if features is not None
+             else run.backbone(normalise(crops.images[s:s + chunk]).to(device)))
+        out.append(run.ssn(x.to(device), with_loss=False).maps.cpu())
+    return torch.cat(out).numpy()
+
+
+# ============================================================================ measures
+
+@dataclass(frozen=True)
+class Grid:
+    """Where the window grid lies on the input image."""
+
+    image_size: Tuple[int, int]
+    feature_size: Tuple[int, int]
+    window: int = 3
+    padding: int = 0
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        (fh, fw), k, p = self.feature_size, self.window, self.padding
+        return fh + 2 * p - k + 1, fw + 2 * p - k + 1
+
+    @property
+    def centres(self) -> Tuple[np.ndarray, np.ndarray]:
+        return window_centres(self.size, self.image_size, self.feature_size, self.window, self.padding)
+
+    @property
+    def extent(self):
+        return extent_from_centres(*self.centres)
+
+    @property
+    def window_pixels(self) -> float:
+        """Side of one window in input pixels (k feature cells)."""
+        return self.window * self.image_size[0] / self.feature_size[0]
+
+    def all_centres(self) -> np.ndarray:
+        """(h' * w', 2) pixel (x, y) of every window centre, row-major."""
+        ys, xs = self.centres
+        yy, xx = np.meshgrid(ys, xs, indexing="ij")
+        return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+def map_peaks(maps: np.ndarray, grid: Grid) -> np.ndarray:
+    """(M, N, 2) pixel (x, y) of the argmax window of each map (M, N, h', w')."""
+    if tuple(maps.shape[-2:]) != grid.size:
+        raise ValueError(f"maps over a {maps.shape[-2:]} grid do not match the study grid {grid.size}")
+    flat = maps.reshape(*maps.shape[:2], -1).argmax(-1)
+    return grid.all_centres()[flat]
+
+
+def _per_part(hits: np.ndarray, valid: np.ndarray) -> Dict:
+    counts = valid.sum(0)
+    per_part = {p: (float(hits[:, i].sum() / counts[i]) if counts[i] else None) for i, p in enumerate(PARTS)}
+    return {"overall": float(hits[valid].mean()) if valid.any() else None, "per_part": per_part}
+
+
+def pck(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, radius: float) -> Dict:
+    """PCK of peaks (M, N, 2) against keypoints (M, N, >=2) where visible (M, N)."""
+    dist = np.linalg.norm(peaks - np.nan_to_num(keypoints[..., :2]), axis=-1)
+    return _per_part((dist <= radius) & visible, visible)
+
+
+def chance_pck(keypoints: np.ndarray, visible: np.ndarray, grid: Grid, radius: float) -> Dict:
+    """Expected PCK of a peak drawn uniformly over the window grid (exact)."""
+    centres = grid.all_centres()
+    dist = np.linalg.norm(np.nan_to_num(keypoints[..., None, :2]) - centres, axis=-1)  # (M, N, G)
+    return _per_part((dist <= radius).mean(-1) * visible, visible)
+
+
+def ceiling_pck(keypoints: np.ndarray, visible: np.ndarray, grid: Grid, radius: float) -> Dict:
+    """PCK of the window centre nearest each keypoint: the best any map on this grid can do."""
+    centres = grid.all_centres()
+    dist = np.linalg.norm(np.nan_to_num(keypoints[..., None, :2]) - centres, axis=-1).min(-1)
+    return _per_part((dist <= radius) & visible, visible)
+
+
+def prior_peaks(crops: Crops, grid: Grid) -> np.ndarray:
+    """(N, 2) a fixed guess per part: the window centre nearest the part's mean position over
+    the labelled crops where it is visible (what knowing only where parts usually are gives)."""
+    lab = crops.indices("labelled")
+    centres = grid.all_centres()
+    out = np.zeros((len(PARTS), 2))
+    for i, part in enumerate(PARTS):
+        rows = lab[crops.visible[lab, i]]
+        if not len(rows):
+            raise ValueError(f"no labelled crop shows part {part}: no position prior; use more labelled crops")
+        mean = crops.keypoints[rows, i, :2].mean(0)
+        out[i] = centres[np.linalg.norm(centres - mean, axis=1).argmin()]
+    return out
+
+
+def match_parts(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Best one-to-one assignment of maps to parts: perm[i] = map shown as part i, minimising
+    the summed mean distance between map perm[i]'s peak and keypoint i (over crops where
+    keypoint i is visible)."""
+    n = peaks.shape[1]
+    cost = np.zeros((n, n))
+    for i in range(n):
+        rows = visible[:, i]
+        if not rows.any():
+            raise ValueError(f"no labelled crop shows part {PARTS[i]}: cannot match unsupervised maps "
+                             f"to it; use more labelled crops")
+        cost[i] = np.linalg.norm(peaks[rows] - keypoints[rows, i, None, :2], axis=-1).mean(0)
+    _, perm = linear_sum_assignment(cost)
+    return perm
+
+
+def peak_agreement(peaks_a: np.ndarray, peaks_b: np.ndarray, radius: float) -> float:
+    """Fraction of (crop, part) pairs whose two peaks lie within radius of each other."""
+    return float((np.linalg.norm(peaks_a - peaks_b, axis=-1) <= radius).mean())
+
+
+def chance_agreement(grid: Grid, radius: float) -> float:
+    """peak_agreement of two independent peaks drawn uniformly over the grid (exact)."""
+    c = grid.all_centres()
+    return float((np.linalg.norm(c[:, None] - c[None], axis=-1) <= radius).mean())
+
+
+def distinctness(peaks: np.ndarray) -> float:
+    """Mean over crops of (distinct peak windows among the N maps) / N."""
+    n = peaks.shape[1]
+    return float(np.mean([len({tuple(p) for p in crop}) / n for crop in peaks]))
+
+
+# ============================================================================ the study
+
+@dataclass
+class StudyParams(TrainSettings):
+    """Every parameter of the study (the notebook's parameters cell, see the module doc):
+    the training settings plus the data, evaluation and seeds. device "auto" = CUDA if any."""
+
+    profile: str = "smoke"
+    datasets: Tuple[str, ...] = ("real", "synthetic")
+    image_size: Tuple[int, int] = (128, 64)
+    n_labelled: int = 16
+    n_unlabelled: int = 112
+    n_heldout: int = 0
+    min_visibility: float = 0.5
+    pck_radius: float = 0.1
+    seeds: Tuple[int, ...] = (0, 1)
+    backbone_seed: int = 0
+    selection_seed: int = 0
+    world_seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.datasets = tuple(self.datasets)
+        self.seeds = tuple(int(s) for s in self.seeds)
+        self.image_size = tuple(int(v) for v in self.image_size)
+        unknown = sorted(set(self.datasets) - set(LOADERS))
+        if unknown or not self.datasets:
+            raise ValueError(f"unknown datasets {unknown or self.datasets}; choose from {sorted(LOADERS)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {self.seeds}")
+        if not 0 < self.pck_radius <= 1:
+            raise ValueError(f"pck_radius is a fraction of the crop height in (0, 1], got {self.pck_radius}")
+
+    def settings(self) -> TrainSettings:
+        own = {f.name: getattr(self, f.name) for f in fields(TrainSettings)}
+        if self.device == "auto":
+            own["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        return TrainSettings(**own)
+
+    @property
+    def radius_px(self) -> float:
+        return self.pck_radius * self.image_size[0]
+
+    def to_dict(self) -> Dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+def _load(name: str, params: StudyParams, progress: bool) -> Crops:
+    common = dict(image_size=params.image_size, n_labelled=params.n_labelled, n_unlabelled=params.n_unlabelled,
+                  n_heldout=params.n_heldout, min_visibility=params.min_visibility,
+                  selection_seed=params.selection_seed)
+    if name == "synthetic":
+        return load_synthetic_crops(world_seed=params.world_seed, progress=progress, **common)
+    return load_real_crops(**common)
+
+
+@dataclass
+class DatasetResult:
+    """Everything one dataset's runs produced. maps/peaks are keyed by (strategy, seed);
+    unsupervised maps are stored reordered by the assignment, so map i is shown as part i."""
+
+    crops: Crops
+    grid: Grid
+    features: Optional[torch.Tensor]
+    runs: Dict[Tuple[str, int], TrainedSSN] = field(default_factory=dict)
+    maps: Dict[Tuple[str, int], np.ndarray] = field(default_factory=dict)
+    peaks: Dict[Tuple[str, int], np.ndarray] = field(default_factory=dict)
+    assignment: Dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def run_dataset(name: str, params: StudyParams, progress: bool = True) -> DatasetResult:
+    """Load one dataset's crops and train every (strategy, seed) SSN on them."""
+    crops = _load(name, params, progress)
+    settings = params.settings()
+    frozen = None
+    if not settings.train_backbone:
+        frozen = random_backbone(settings.backbone, crops.images, params.backbone_seed, device=settings.device)
+        feature_size = tuple(frozen[1].shape[-2:])
+    else:
+        feature_size = build_backbone(settings.backbone).feature_size(crops.image_size)
+    result = DatasetResult(crops, Grid(crops.image_size, feature_size, settings.window),
+                           None if frozen is None else frozen[1])
+    labelled = crops.indices("labelled")
+    for strategy, seed in tqdm(list(itertools.product(STRATEGIES, params.seeds)), desc=f"{name} runs",
+                               disable=not progress):
+        run = train_ssn(crops, strategy, settings, seed, frozen, progress)
+        maps = attention_maps(run, crops, result.features)
+        peaks = map_peaks(maps, result.grid)
+        if strategy == "unsupervised":
+            perm = match_parts(peaks[labelled], crops.keypoints[labelled], crops.visible[labelled])
+            result.assignment[seed] = perm
+            maps, peaks = maps[:, perm], peaks[:, perm]
+        result.runs[(strategy, seed)] = run
+        result.maps[(strategy, seed)] = maps
+        result.peaks[(strategy, seed)] = peaks
+    return result
+
+
+def run_study(params: StudyParams, progress: bool = True) -> Dict[str, DatasetResult]:
+    return {name: run_dataset(name, params, progress) for name in params.datasets}
+
+
+# ============================================================================ metrics
+
+def _mean_pck(results: List[Dict]) -> Dict:
+    """Average PCK dicts over seeds (per part and overall), keeping each seed's overall."""
+    per_part = {}
+    for p in PARTS:
+        vals = [r["per_part"][p] for r in results if r["per_part"][p] is not None]
+        per_part[p] = float(np.mean(vals)) if vals else None
+    return {"overall": float(np.mean([r["overall"] for r in results])), "per_part": per_part,
+            "per_seed": [r["overall"] for r in results]}
+
+
+def dataset_metrics(result: DatasetResult, params: StudyParams) -> Dict:
+    crops, grid, radius = result.crops, result.grid, params.radius_px
+    out: Dict = {"counts": crops.counts(), "pck": {}, "log_n": math.log(len(PARTS))}
+    for role in ("unlabelled", "heldout"):
+        idx = crops.indices(role)
+        if not len(idx):
+            continue
+        kp, vis = crops.keypoints[idx], crops.visible[idx]
+        block = {s: _mean_pck([pck(result.peaks[(s, seed)][idx], kp, vis, radius) for seed in params.seeds])
+                 for s in STRATEGIES}
+        block["chance"] = chance_pck(kp, vis, grid, radius)
+        block["prior"] = pck(np.broadcast_to(prior_peaks(crops, grid), kp[..., :2].shape), kp, vis, radius)
+        block["ceiling"] = ceiling_pck(kp, vis, grid, radius)
+        out["pck"][role] = block
+    out["assignment"] = {str(seed): {p: int(j) for p, j in zip(PARTS, perm)}
+                         for seed, perm in result.assignment.items()}
+    ev = crops.indices("unlabelled")
+    pairs = list(itertools.combinations(params.seeds, 2))
+    out["stability"] = {
+        s: (float(np.mean([peak_agreement(result.peaks[(s, a)][ev], result.peaks[(s, b)][ev], radius)
+                           for a, b in pairs])) if pairs else None) for s in STRATEGIES}
+    out["stability"]["chance"] = chance_agreement(grid, radius)
+    out["distinctness"] = {s: float(np.mean([distinctness(result.peaks[(s, seed)][ev]) for seed in params.seeds]))
+                           for s in STRATEGIES}
+    out["final_loss"] = {s: [result.runs[(s, seed)].final_loss() for seed in params.seeds] for s in STRATEGIES}
+    return out
+
+
+#: Each claim: (test description, function of one dataset's metrics -> bool or None, whether
+#: the paper states it). The position-prior test is ours: a stricter reading of "finds its part".
+CLAIM_TESTS = {
+    "semi_finds_parts": ("semi-supervised PCK on unlabelled crops >= 2 x chance PCK",
+                         lambda m: _pck(m, "semi-supervised") >= 2 * _pck(m, "chance"), True),
+    "semi_more_readable_than_unsup": ("semi-supervised PCK > unsupervised PCK (best assignment)",
+                                      lambda m: _pck(m, "semi-supervised") > _pck(m, "unsupervised"), True),
+    "semi_more_stable_than_unsup": ("cross-seed peak agreement: semi-supervised > unsupervised "
+                                    "(needs >= 2 seeds)",
+                                    lambda m: None if m["stability"]["semi-supervised"] is None
+                                    else m["stability"]["semi-supervised"] > m["stability"]["unsupervised"],
+                                    True),
+    "unsup_parts_distinct": ("unsupervised final SSN loss < 0.1 log N (the classifier tells its parts "
+                             "apart) and their peaks fall on distinct windows in >= 90% of cases",
+                             lambda m: max(m["final_loss"]["unsupervised"]) < 0.1 * m["log_n"]
+                             and m["distinctness"]["unsupervised"] >= 0.9, True),
+    "semi_beats_position_prior": ("semi-supervised PCK > PCK of a fixed guess at each part's mean "
+                                  "labelled position (not in the paper: does the map locate the part "
+                                  "in each crop rather than where parts usually are?)",
+                                  lambda m: _pck(m, "semi-supervised") > _pck(m, "prior"), False),
+}
+
+
+def _pck(m: Dict, method: str) -> float:
+    return m["pck"]["unlabelled"][method]["overall"]
+
+
+def claim_verdicts(per_dataset: Dict[str, Dict]) -> Dict:
+    """{dataset: {claim: {"holds", "test", "paper_claim"}}, "agrees_with_paper": bool}: the
+    paper agrees when every testable claim it states holds on every dataset."""
+    out: Dict = {}
+    verdicts = []
+    for name, m in per_dataset.items():
+        out[name] = {}
+        for claim, (test, fn, from_paper) in CLAIM_TESTS.items():
+            holds = fn(m)
+            holds = None if holds is None else bool(holds)
+            out[name][claim] = {"holds": holds, "test": test, "paper_claim": from_paper}
+            if holds is not None and from_paper:
+                verdicts.append(holds)
+    out["agrees_with_paper"] = bool(verdicts) and all(verdicts)
+    return out
+
+
+def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_time_s: float) -> Dict:
+    """The metrics.json document (keys in the module doc)."""
+    per_dataset = {name: dataset_metrics(r, params) for name, r in results.items()}
+    any_result = next(iter(results.values()))
+    return {
+        "profile": params.profile,
+        "parameters": params.to_dict(),
+        "paper_claim": PAPER_CLAIM,
+        "input_size_hw": list(any_result.grid.image_size),
+        "feature_size_hw": list(any_result.grid.feature_size),
+        "grid_size_hw": list(any_result.grid.size),
+        "pck_radius_px": params.radius_px,
+        "datasets": per_dataset,
+        "claims": claim_verdicts(per_dataset),
+        "wall_time_s": round(float(wall_time_s), 1),
+    }
+
+
+def pck_table(metrics: Dict, role: str = "unlabelled") -> pd.DataFrame:
+    """Long table: dataset, method, part ("overall" included), PCK."""
+    rows = []
+    for name, m in metrics["datasets"].items():
+        for method, r in m["pck"].get(role, {}).items():
+            rows += [{"dataset": name, "method": method, "part": p, "pck": v} for p, v in r["per_part"].items()]
+            rows.append({"dataset": name, "method": method, "part": "overall", "pck": r["overall"]})
+    return pd.DataFrame(rows)
+
+
+# ============================================================================ figures
+
+def shown_crops(result: DatasetResult, n_unlabelled: int = 4) -> List[int]:
+    """Crops for a Fig. 4 sheet: the first labelled crop, then evenly spaced unlabelled ones."""
+    unl = result.crops.indices("unlabelled")
+    picks = np.linspace(0, len(unl) - 1, min(n_unlabelled, len(unl))).round().astype(int)
+    return [int(result.crops.indices("labelled")[0])] + [int(unl[i]) for i in picks]
+
+
+def _nan_invisible(crops: Crops, i: int) -> np.ndarray:
+    kp = crops.keypoints[i, :, :2].copy()
+    kp[~crops.visible[i]] = np.nan
+    return kp
+
+
+def fig4_sheet(result: DatasetResult, strategy: str, seed: int, n_unlabelled: int = 4):
+    """Like the paper's Fig. 4: a labelled crop, then unlabelled ones, each with its six maps
+    (dot: keypoint, cross: the map's peak)."""
+    from ..attention_plots import attention_grid
+    idx = shown_crops(result, n_unlabelled)
+    crops = result.crops
+    maps = result.maps[(strategy, seed)]
+    titles = [f"{crops.role[i]}\n{Path(crops.paths[i]).parent.name}/{Path(crops.paths[i]).stem}" for i in idx]
+    fig = attention_grid([crops.images[i] for i in idx], [maps[i] for i in idx], PARTS, result.grid.extent,
+                         keypoints=[_nan_invisible(crops, i) for i in idx],
+                         peaks=[result.peaks[(strategy, seed)][i] for i in idx], titles=titles,
+                         title=f"{crops.name} crops, {strategy} SSN (seed {seed})")
+    return fig
+
+
+def windows_sheet(result: DatasetResult, seed: int, n_crops: int = 6):
+    """Rows = strategies, columns = unlabelled crops: each map's peak window drawn as a box,
+    one colour per part (matched unsupervised maps take their part's colour)."""
+    from ..attention_plots import parts_on_image
+    from ..figures import new_figure
+    unl = result.crops.indices("unlabelled")
+    idx = unl[np.linspace(0, len(unl) - 1, min(n_crops, len(unl))).round().astype(int)]
+    fig, axes = new_figure(0.8 * len(idx) + 0.4, 1.6 * len(STRATEGIES) + 0.6, nrows=len(STRATEGIES),
+                           ncols=len(idx), squeeze=False)
+    for r, strategy in enumerate(STRATEGIES):
+        for c, i in enumerate(idx):
+            parts_on_image(axes[r, c], result.crops.images[i], result.maps[(strategy, seed)][i], PARTS,
+                           result.grid.extent, window_size=result.grid.window_pixels, contours=False)
+        axes[r, 0].set_ylabel(strategy, fontsize=8)
+    handles = [h for h in axes[0, 0].patches]
+    fig.legend(handles, PARTS, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.93, bottom=0.11, wspace=0.05, hspace=0.05)
+    fig.suptitle(f"{result.crops.name}: the window at each map's peak (seed {seed})", fontsize=9)
+    return fig
+
+
+def pck_figure(metrics: Dict, role: str = "unlabelled"):
+    """Per-part PCK of every method in PCK_METHODS, one panel per dataset."""
+    import seaborn as sns
+    from ..figures import new_figure
+    table = pck_table(metrics, role)
+    names = list(metrics["datasets"])
+    fig, axes = new_figure(5.0 * len(names), 3.4, ncols=len(names), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        sns.barplot(data=table[table.dataset == name], x="part", y="pck", hue="method", ax=ax,
+                    hue_order=list(PCK_METHODS), palette="deep")
+        ax.set_title(f"{name} crops ({role}), radius {metrics['pck_radius_px']:.1f} px", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    axes[0, 0].set_ylabel("PCK")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def loss_figure(results: Dict[str, DatasetResult]):
+    """SSN loss over steps for every run; log N marked."""
+    from ..figures import new_figure
+    fig, axes = new_figure(4.5 * len(results), 3.0, ncols=len(results), squeeze=False, sharey=True)
+    for ax, (name, r) in zip(axes[0], results.items()):
+        for (strategy, seed), run in r.runs.items():
+            ax.plot(run.losses, lw=1, color="C0" if strategy == STRATEGIES[0] else "C1",
+                    alpha=1.0 if seed == min(s for _, s in r.runs) else 0.5, label=f"{strategy} seed {seed}")
+        ax.axhline(math.log(len(PARTS)), color="grey", ls="--", lw=0.8, label="log N")
+        ax.set_title(f"{name} crops", fontsize=9)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("SSN loss (eq. 4)")
+    fig.tight_layout()
+    return fig
+
+
+def part_view(results: Dict[str, DatasetResult], dataset: str, strategy: str, seed: int, image: int,
+              part: str):
+    """One crop with one part's attention map (dot: keypoint, cross: the map's peak)."""
+    from ..attention_plots import single_map_figure
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; choose one of {PARTS}")
+    r = results[dataset]
+    if not 0 <= image < len(r.crops.paths):
+        raise ValueError(f"image index {image} out of range 0..{len(r.crops.paths) - 1}")
+    i = PARTS.index(part)
+    kp = _nan_invisible(r.crops, image)[i]
+    title = f"{dataset} #{image} ({r.crops.role[image]}): {part}, {strategy} seed {seed}"
+    return single_map_figure(r.crops.images[image], r.maps[(strategy, seed)][image, i], title, r.grid.extent,
+                             keypoint=kp, peak=r.peaks[(strategy, seed)][image, i])
