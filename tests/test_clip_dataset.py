@@ -190,3 +190,32 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path):
         ds[1]
     with pytest.raises(ValueError, match="flip_prob"):
         ClipTransform(flip_prob=2.0)
+
+
+class KeypointEchoModel(torch.nn.Module):
+    """Embedding = mean visible keypoint x over the clip (checks keypoints reach the model)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, clips, keypoints=None):
+        vis = keypoints.visible.float()
+        x = (keypoints.xy[..., 0] * vis).sum(dim=(1, 2)) / vis.sum(dim=(1, 2)).clamp(min=1)
+        return VideoOutput(embedding=x[:, None] * self.w)
+
+
+def test_test_features_pass_keypoints_to_the_model(tmp_path):
+    tracks = make_tracklets(tmp_path, [3, 2])
+    kp = {}
+    for t, x in zip(tracks, (4.5, 10.5)):
+        for f in t.frames:
+            p = np.zeros((len(PARTS), 3))
+            p[:, 0], p[:, 1], p[:, 2] = x, 8.0, 0.9
+            kp[f] = p
+    kp[tracks[0].frames[0]][:, 2] = 0.1          # invisible frame: ignored by the echo model
+    kp[tracks[0].frames[0]][:, 0] = 100.0
+    feats = extract_features(KeypointEchoModel(), tracks, size=(64, 32), clip_len=2, num_workers=0,
+                             progress=False, keypoints=kp)
+    # 2x horizontal scale, continuous -> pixel index: x' = 2x - 0.5.
+    assert feats[:, 0].tolist() == pytest.approx([2 * 4.5 - 0.5, 2 * 10.5 - 0.5])

@@ -242,14 +242,21 @@ def build_train_loader(dataset: TrainClipDataset, identities_per_batch: int = 8,
 
 class EvalClipDataset(Dataset):
     """Every frame of every tracklet once, cut into consecutive clips of up to clip_len
-    (paper: 32). Items are (clip (t, 3, H, W), tracklet index)."""
+    (paper: 32). Items are (clip (t, 3, H, W), tracklet index), plus the clip frames'
+    keypoints (pixel-index xy (t, N, 2), visible (t, N)) when `keypoints` is given (the
+    supervised strategy needs them at test time; frames without keypoints are invisible)."""
 
     def __init__(self, tracklets: Sequence[Tracklet], size: Tuple[int, int] = (256, 128), clip_len: int = 32,
-                 transform: Optional[ClipTransform] = None):
+                 transform: Optional[ClipTransform] = None,
+                 keypoints: Optional[Mapping[str, np.ndarray]] = None, min_visibility: float = 0.5):
         if not tracklets:
             raise ValueError("no tracklets to extract features from")
         self.tracklets = list(tracklets)
         self.transform = transform or ClipTransform.test(size)
+        self.keypoints, self.min_visibility = keypoints, min_visibility
+        if keypoints is not None:
+            sample = next(iter(keypoints.values()), None)
+            self.num_parts = 0 if sample is None else int(np.asarray(sample).shape[0])
         self.items = [(ti, idx) for ti, t in enumerate(self.tracklets)
                       for idx in evaluation_clip_indices(len(t), clip_len)]
 
@@ -258,8 +265,19 @@ class EvalClipDataset(Dataset):
 
     def __getitem__(self, i):
         ti, idx = self.items[i]
-        frames = self.tracklets[ti].frames
-        return self.transform.apply([read_frame(frames[j]) for j in idx]), ti
+        paths = [self.tracklets[ti].frames[j] for j in idx]
+        images = [read_frame(p) for p in paths]
+        clip = self.transform.apply(images)
+        if self.keypoints is None:
+            return clip, ti
+        parts = np.full((len(paths), self.num_parts, 3), np.nan)
+        parts[..., 2] = 0.0
+        for k, p in enumerate(paths):
+            if p in self.keypoints:
+                parts[k] = self.keypoints[p]
+        xy = self.transform.transform_keypoints(parts[..., :2], [tuple(im.shape[-2:]) for im in images])
+        visible = (parts[..., 2] > self.min_visibility) & np.isfinite(xy).all(-1)
+        return clip, ti, torch.from_numpy(np.nan_to_num(xy)).float(), torch.from_numpy(visible)
 
 
 class EqualLengthBatches(Sampler):
@@ -283,17 +301,23 @@ class EqualLengthBatches(Sampler):
 
 
 def _collate_test(items):
-    return torch.stack([c for c, _ in items]), torch.tensor([t for _, t in items])
+    clips, owners = torch.stack([it[0] for it in items]), torch.tensor([it[1] for it in items])
+    if len(items[0]) == 2:
+        return clips, owners, None
+    return clips, owners, Keypoints(torch.stack([it[2] for it in items]), torch.stack([it[3] for it in items]))
 
 
 @torch.no_grad()
 def extract_features(model: torch.nn.Module, tracklets: Sequence[Tracklet], size: Tuple[int, int] = (256, 128),
                      clip_len: int = 32, clips_per_batch: int = 4, num_workers: int = 2, device=None,
-                     amp_dtype: Optional[torch.dtype] = None, progress: bool = True) -> torch.Tensor:
+                     amp_dtype: Optional[torch.dtype] = None, progress: bool = True,
+                     keypoints: Optional[Mapping[str, np.ndarray]] = None) -> torch.Tensor:
     """(num_tracklets, D) float32 CPU features: the mean of the embeddings of each
-    tracklet's clips (every frame used once), computed with the model in eval mode."""
+    tracklet's clips (every frame used once), computed with the model in eval mode.
+    keypoints ({frame path: (N, 3)}) are passed to the model with each clip (the supervised
+    strategy's parts)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    dataset = EvalClipDataset(tracklets, size, clip_len)
+    dataset = EvalClipDataset(tracklets, size, clip_len, keypoints=keypoints)
     loader = DataLoader(dataset, batch_sampler=EqualLengthBatches(dataset, clips_per_batch),
                         collate_fn=_collate_test,
                         **_loader_options(num_workers, device.type == "cuda") | {"persistent_workers": False})
@@ -301,10 +325,13 @@ def extract_features(model: torch.nn.Module, tracklets: Sequence[Tracklet], size
     model.eval()
     sums, counts = None, torch.zeros(len(dataset.tracklets))
     try:
-        for clips, owners in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
+        for clips, owners, kp in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
             clips = clips.to(device, non_blocking=True)
+            extra = {}
+            if kp is not None:
+                extra["keypoints"] = Keypoints(kp.xy.to(device), kp.visible.to(device))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                emb = model(clips).embedding
+                emb = model(clips, **extra).embedding
             emb = emb.float().cpu()
             if sums is None:
                 sums = torch.zeros(len(dataset.tracklets), emb.shape[1])
