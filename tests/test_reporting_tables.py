@@ -55,3 +55,11 @@ def test_markdown_rendering_names_the_table_and_empty_tables_say_so():
     assert text.startswith("### Learning strategy") and "| MARS" in text
     empty = render_markdown("table2", pd.DataFrame([run(model="tp")]))
     assert "No runs yet" in empty
+
+
+def test_lambda_sweep_runs_stay_out_of_the_main_tables():
+    runs = pd.DataFrame([run(config_lambda_ssn=0.1), run(lambda_ssn=1.0, rank1=10.0, config_lambda_ssn=0.1),
+                         run(model="tp", strategy="none", config_lambda_ssn=None)])
+    t1 = build_table("table1", runs)
+    assert list(t1["setting"]) == ["semi-supervised (lambda 0.1)"] and t1["rank-1 (ours)"].iloc[0] == "50.0"
+    assert len(build_table("fig3", runs)) == 2

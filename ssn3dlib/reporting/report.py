@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..paths import reports_dir, study_dir
 from . import paper
-from .tables import load_runs, render_markdown
+from .tables import at_main_lambda, load_runs, render_markdown
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE, NOT_RUN = ("reproduced", "not reproduced", "not testable here",
                                                      "not run")
@@ -120,6 +120,8 @@ def benchmark_claims(runs: pd.DataFrame, profile: str) -> List[Claim]:
             rows.append(Claim(table, text, "see the CPU-scale ordering below", "iLIDS-VID, MARS, DukeMTMC-VideoReID",
                               NOT_TESTABLE, "the benchmarks' images are not on this machine and need GPUs; "
                                             "`ssn3d studies run --profile full` regenerates them"))
+    sweep = runs
+    runs = at_main_lambda(runs) if len(runs) else runs
     ssn = runs[runs["model"] == "ssn3d"] if len(runs) else runs
     for dataset in sorted(set(runs.get("dataset", []))):
         title = f"{paper.DATASET_TITLES.get(dataset, dataset)}; profile {profile}"
@@ -145,7 +147,8 @@ def benchmark_claims(runs: pd.DataFrame, profile: str) -> List[Claim]:
             rows.append(Claim("Tables 3-5", "SSN3D outperforms the other video models",
                               "rank-1 " + " > ".join(f"{k} {v:.1f}" for k, v in order.items()), title,
                               _verdict(order.index[0] == "ssn3d")))
-        lam = semi[semi["shared_classifier"].astype(bool)]
+        s = sweep[(sweep["model"] == "ssn3d") & (sweep["dataset"] == dataset)]
+        lam = s[(s["strategy"] == "semi-supervised") & s["shared_classifier"].astype(bool)]
         if lam["lambda_ssn"].nunique() >= 3:
             order = lam.groupby("lambda_ssn")["rank1"].mean()
             best = float(order.idxmax())
@@ -205,10 +208,13 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
         folder = study_dir(study.name, profile, create=False)
         lines += ["", f"## {study.title} ({study.figure})", "",
                   f"Notebook `notebooks/{study.notebook}.ipynb`; outputs in `{os.path.relpath(folder, root)}/`."]
-        metrics = _read_json(folder / "metrics.json")
-        wall = (metrics or {}).get("wall_time_s") or (metrics or {}).get("wall_seconds")
+        metrics = _read_json(folder / "metrics.json") or {}
+        wall = metrics.get("wall_time_s") or metrics.get("wall_seconds")
+        trained = metrics.get("training_time_s") or metrics.get("sum_of_point_wall_seconds")
         if wall is not None:
-            lines.append(f"Wall time of the {profile} run: {float(wall):.0f} s.")
+            lines.append(f"Wall time of the {profile} run: {float(wall):.0f} s"
+                         + (f" (its trainings: {float(trained):.0f} s in total; runs found finished on disk "
+                            f"are loaded, not retrained)" if trained else "") + ".")
         if study.name == "benchmark":
             files = [p for p in sorted(folder.glob("*.json")) if p.name != "metrics.json"]
             if files:

@@ -60,7 +60,22 @@ def _setting(table: str, row) -> str:
     return f"lambda = {row['lambda_ssn']:g}"
 
 
+def at_main_lambda(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs Tables 1, 2 and 3-5 show: baselines, and SSN3D at its dataset's main lambda
+    (the base config's, `config_lambda_ssn` in a run record); the other lambdas are the Fig. 3
+    sweep. A dataset without any SSN3D run at its main lambda keeps all of them, so no run
+    disappears from every table."""
+    if "config_lambda_ssn" not in runs:
+        return runs
+    ssn3d = runs["model"] == "ssn3d"
+    main = ssn3d & (runs["lambda_ssn"] == runs["config_lambda_ssn"])
+    orphan = ssn3d & ~runs["dataset"].isin(runs.loc[main, "dataset"])
+    return runs[~ssn3d | main | orphan]
+
+
 def _select(table: str, runs: pd.DataFrame) -> pd.DataFrame:
+    if table != "fig3":
+        runs = at_main_lambda(runs)
     ssn3d = runs[runs["model"] == "ssn3d"]
     if table == "table1":
         return ssn3d[ssn3d["shared_classifier"].astype(bool)]

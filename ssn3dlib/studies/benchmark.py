@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..figures import new_figure
 from ..paths import PROFILES, reports_dir, study_dir
 from ..reporting import paper
-from ..reporting.tables import BASELINE_NAMES, RUN_KEYS, load_runs, render_markdown
+from ..reporting.tables import BASELINE_NAMES, RUN_KEYS, at_main_lambda, load_runs, render_markdown
 
 STUDY = "benchmark"
 RANKS = (1, 5, 10, 20)
@@ -451,23 +451,11 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                         "final_ssn_loss": 2, "wall_time_s": 1})
 
 
-def at_main_lambda(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs Tables 1, 2 and 3-5 show: baselines, and SSN3D at its dataset's main lambda
-    (the base config's); the other lambdas are the Fig. 3 sweep. A dataset without any SSN3D
-    run at its main lambda keeps all of them, so no run disappears from every table."""
-    if "config_lambda_ssn" not in runs:
-        return runs
-    ssn3d = runs["model"] == "ssn3d"
-    main = ssn3d & (runs["lambda_ssn"] == runs["config_lambda_ssn"])
-    orphan = ssn3d & ~runs["dataset"].isin(runs.loc[main, "dataset"])
-    return runs[~ssn3d | main | orphan]
-
-
 def render_tables(paths: Iterable[Path], header: str = "") -> str:
     """The four tables (paper Tables 1-5 and Fig. 3) of the given run JSONs, as markdown."""
     runs = load_runs(paths)
     parts = [header.rstrip() + "\n"] if header else []
-    parts += [render_markdown(table, runs if table == "fig3" else at_main_lambda(runs)) for table in TABLES]
+    parts += [render_markdown(table, runs) for table in TABLES]   # tables keep only main-lambda runs
     return "\n".join(parts)
 
 
