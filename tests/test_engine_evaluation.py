@@ -1,15 +1,13 @@
 """Evaluation bookkeeping (hand-computed rankings, split means) and the schedule."""
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 
 from ssn3dlib.data import clip_dataset
 from ssn3dlib.data.tracklets import Tracklet, VideoReIDDataset
-from ssn3dlib.engine import ConfigError, load_config, mean_over_splits, train
-from ssn3dlib.engine.build import epoch_schedule
+from ssn3dlib.engine import ConfigError, evaluate, load_config, mean_over_splits, train
+from ssn3dlib.engine.build import check_evaluable, epoch_schedule
 from ssn3dlib.engine.evaluator import evaluate_model
 
 from engine_helpers import tiny_config, tiny_world  # noqa: F401 (fixture)
@@ -57,13 +55,22 @@ def test_paper_schedule_drops_tenfold_after_epoch_50_and_warmup_ramps():
     assert cosine(0) == 1.0 and cosine(5) == pytest.approx(0.5) and cosine(10) == pytest.approx(0.0)
 
 
-def test_supervised_strategy_trains_only_where_test_keypoints_exist(tiny_world, tmp_path):
-    config = tiny_config(tiny_world, "model.strategy=supervised", "train.epochs=1")
-    if "keypoints" in inspect.signature(clip_dataset.extract_features).parameters:
-        assert train(config, tmp_path, progress=False).final["epoch"] == 1
-    else:
-        with pytest.raises(ConfigError, match="needs keypoints for every test frame"):
-            train(config, tmp_path, progress=False, on_step=lambda r: pytest.fail("training started"))
+def test_supervised_strategy_is_evaluated_with_test_frame_keypoints(tiny_world, tmp_path):
+    """Its part features are keypoint windows, so test clips need keypoints too."""
+    result = train(tiny_config(tiny_world, "model.strategy=supervised", "train.epochs=1"), tmp_path,
+                   progress=False)
+    metrics = evaluate(result.paths["last"], progress=False)
+    assert metrics["strategy"] == "supervised" and metrics["mAP"] == result.final["mAP"]
+
+
+def test_without_test_frame_keypoints_the_supervised_strategy_is_refused(monkeypatch):
+    def extract_features(model, tracklets, **kwargs):
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(clip_dataset, "extract_features", extract_features)
+    with pytest.raises(ConfigError, match="needs keypoints for every test frame"):
+        check_evaluable(load_config(None, ["model.strategy=supervised"]))
+    check_evaluable(load_config(None, ["model.strategy=unsupervised"]))
 
 
 def test_split_protocol_trains_one_run_per_split_on_pku(tmp_path):
