@@ -1,0 +1,168 @@
+"""The random-maps study (paper Fig. 5): claim checks on hand-made loss curves, the study
+grid, metrics.json records and the figures."""
+import json
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from ssn3dlib.studies import random_maps as rm
+
+
+def curve(start, end, steps=100, at=None):
+    """A loss curve from `start` that drops to `end` at step `at` (never, if None)."""
+    return [start if at is None or i < at else end for i in range(steps)]
+
+
+def run(dist, n, at, seed=0, end=0.01):
+    log_n = math.log(n)
+    if dist == "ones":
+        return rm.RandomMapsRun(dist, n, curve(log_n + 1e-6, log_n + 1e-6), seed=seed)
+    return rm.RandomMapsRun(dist, n, curve(log_n, end, at=at), seed=seed)
+
+
+def paper_like_runs():
+    return ([run("gaussian", n, at) for n, at in [(3, 10), (6, 20), (9, 30)]]
+            + [run("uniform", n, at) for n, at in [(3, 40), (6, 50), (9, 60)]]
+            + [run("ones", n, None) for n in (3, 6, 9)])
+
+
+def test_run_final_loss_and_convergence_step():
+    r = rm.RandomMapsRun("gaussian", 3, [1.0] * 90 + [0.5] * 5 + [0.2] * 5)
+    assert r.final_loss() == pytest.approx(0.2)   # last 5% = last 5 of 100 steps
+    assert r.first_step_below(0.5 / math.log(3)) == 95
+    assert r.first_step_below(0.1) is None
+    summary = r.summary()
+    assert summary["first_step_below_10pct_log_n"] is None and summary["log_n"] == pytest.approx(math.log(3))
+    with pytest.raises(ValueError, match="no recorded steps"):
+        rm.RandomMapsRun("gaussian", 3).final_loss()
+
+
+def test_all_claims_hold_on_paper_like_curves():
+    claims = rm.check_claims(paper_like_runs())
+    assert set(claims) == {"noise_converges", "ones_stay_at_log_n", "larger_n_converges_later",
+                           "gaussian_faster_than_uniform"}
+    assert all(c["holds"] for c in claims.values()), claims
+    assert all(c["paper"] for c in claims.values())
+
+
+def test_each_claim_fails_on_the_curves_that_contradict_it():
+    runs = paper_like_runs()
+    runs[4] = run("uniform", 6, None)                       # uniform N=6 never converges
+    claims = rm.check_claims(runs)
+    assert not claims["noise_converges"]["holds"]
+    assert not claims["larger_n_converges_later"]["holds"]  # never (inf) before N=9 at 60
+    assert claims["ones_stay_at_log_n"]["holds"]
+
+    runs = paper_like_runs()
+    runs[2] = run("gaussian", 9, 5)                         # N=9 faster than N=3 and 6
+    assert not rm.check_claims(runs)["larger_n_converges_later"]["holds"]
+
+    runs = paper_like_runs()
+    runs[0] = run("gaussian", 3, 45)                        # Gaussian N=3 slower than uniform N=3
+    assert not rm.check_claims(runs)["gaussian_faster_than_uniform"]["holds"]
+
+    runs = paper_like_runs()
+    runs[7] = rm.RandomMapsRun("ones", 6, curve(math.log(6), 1.0, at=50))  # all-ones that "learns"
+    assert not rm.check_claims(runs)["ones_stay_at_log_n"]["holds"]
+
+
+def test_convergence_step_of_a_setting_is_the_median_over_seeds():
+    runs = [run("uniform", 6, 30, seed=0), run("uniform", 6, None, seed=1), run("uniform", 6, 50, seed=2)]
+    (setting,) = rm.group_settings(runs)
+    assert setting.steps_to_converge() == 50                # median of 30, 50, never
+    assert setting.summary()["first_step_below_10pct_log_n"] == 50
+    runs[0] = run("uniform", 6, None, seed=0)
+    (setting,) = rm.group_settings(runs)
+    assert setting.summary()["first_step_below_10pct_log_n"] is None  # median run never converges
+    assert setting.final_loss() == pytest.approx(sum(r.final_loss() for r in runs) / 3)
+
+
+def test_one_slow_seed_does_not_decide_the_order_of_n():
+    runs = paper_like_runs()
+    runs.append(run("uniform", 9, 45, seed=1))   # faster than N=6's 50 ...
+    runs.append(run("uniform", 9, 70, seed=2))   # ... but the median (60) is not
+    assert rm.check_claims(runs)["larger_n_converges_later"]["holds"]
+
+
+def test_claims_without_their_runs_are_left_out():
+    claims = rm.check_claims([run("gaussian", 3, 10), run("gaussian", 6, 20)])
+    assert set(claims) == {"noise_converges", "larger_n_converges_later"}
+
+
+def test_study_params_refuse_bad_settings():
+    with pytest.raises(ValueError, match="unknown distributions"):
+        rm.StudyParams(distributions=["gaussian", "laplace"])
+    with pytest.raises(ValueError, match="at least 2"):
+        rm.StudyParams(num_parts=[1, 3])
+    with pytest.raises(ValueError, match="smaller than"):
+        rm.StudyParams(size=2, window=3)
+    with pytest.raises(ValueError, match="seeds"):
+        rm.StudyParams(seeds=0)
+
+
+def test_fixed_set_sampler_draws_only_from_its_pool():
+    g = torch.Generator().manual_seed(0)
+    sample = rm.map_sampler("gaussian", 5, (2, 3, 3), g, fixed_set=4)
+    torch.manual_seed(0)
+    pool_rows = {tuple(b.flatten().tolist()) for _ in range(10) for b in sample()}
+    assert len(pool_rows) <= 4
+
+
+@pytest.fixture(scope="module")
+def small_study():
+    # One thread: tiny convolutions split over busy cores run many times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        params = rm.StudyParams(steps=40, batch=16, channels=8, size=8, hidden=16, lr=3e-3, seeds=2,
+                                num_parts=[3, 5], distributions=["gaussian", "ones"])
+        return params, rm.run_study(params, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_study_runs_every_setting_and_seed(small_study):
+    params, runs = small_study
+    assert [(r.distribution, r.num_parts, r.seed) for r in runs] == [
+        (d, n, s) for d in ("gaussian", "ones") for n in (3, 5) for s in (0, 1)]
+    assert all(len(r.losses) == 40 and r.model is not None and not r.model.training for r in runs)
+    # Different seeds are different runs.
+    assert runs[0].losses != runs[1].losses
+    gaussian = [r for r in runs if r.distribution == "gaussian"]
+    assert all(r.final_loss() < 0.5 * r.log_n for r in gaussian)
+
+
+def test_metrics_are_json_records_with_the_documented_keys(small_study):
+    params, runs = small_study
+    metrics = json.loads(json.dumps(rm.study_metrics(runs, params, "smoke", wall_time_s=12.34)))
+    assert {"study", "profile", "parameters", "runs", "settings", "claims", "wall_time_s",
+            "torch_threads"} <= set(metrics)
+    assert metrics["profile"] == "smoke" and metrics["wall_time_s"] == 12.3
+    assert metrics["parameters"]["seeds"] == 2 and metrics["parameters"]["num_parts"] == [3, 5]
+    assert len(metrics["runs"]) == 8 and len(metrics["settings"]) == 4
+    assert {"distribution", "num_parts", "seed", "log_n", "final_loss",
+            "first_step_below_10pct_log_n", "steps", "seconds"} == set(metrics["runs"][0])
+    assert all(isinstance(c["holds"], bool) for c in metrics["claims"].values())
+
+
+def test_figures_have_one_panel_per_setting_and_a_map_per_pick(small_study):
+    params, runs = small_study
+    fig = rm.loss_curves_figure(runs)
+    converged = not math.isinf(rm.group_settings(runs[:2])[0].steps_to_converge())
+    # 2 seeds, log N, 0.1 log N, and the convergence step when there is one.
+    assert len(fig.axes) == 4 and len(fig.axes[0].lines) == 2 + 2 + converged
+    assert len(fig.axes[2].lines) == 2 + 2                  # all-ones: never converges
+    plt.close(fig)
+    maps = rm.sample_maps("gaussian", 3, params.channels, params.size)
+    att = rm.attention_maps(runs[0], maps)
+    assert att.shape == (3, 3, 6, 6)
+    torch.testing.assert_close(att.sum(dim=(-2, -1)), torch.ones(3, 3))
+    fig = rm.attention_figure(runs[0], maps, index=2, part=1)
+    assert fig.axes[0].images[0].get_array().shape == (6, 6)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="part 3 out of range"):
+        rm.attention_figure(runs[0], maps, index=0, part=3)
+    with pytest.raises(ValueError, match="sample index 3"):
+        rm.attention_figure(runs[0], maps, index=3, part=0)
