@@ -1,0 +1,232 @@
+"""The Amber Abstract study (paper Fig. 6): the painting generator, planted motifs, the hit
+rule and its chance rates on hand-computed cases, and a tiny end-to-end study."""
+import json
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from ssn3dlib.studies import amber_abstract as aa
+
+GRID = (102, 142)
+
+
+# ---------------------------------------------------------------- paintings
+
+def test_paintings_are_deterministic_by_seed_and_index():
+    a = aa.generate_paintings(3, seed=5, progress=False)
+    b = aa.generate_paintings(3, seed=5, progress=False)
+    assert torch.equal(a.images, b.images) and (a.centres == b.centres).all()
+    # Painting i does not depend on how many are painted ...
+    longer = aa.generate_paintings(5, seed=5, progress=False)
+    assert torch.equal(longer.images[:3], a.images)
+    # ... and another seed paints other pictures.
+    assert not torch.equal(aa.generate_paintings(3, seed=6, progress=False).images, a.images)
+
+
+def test_paintings_have_the_papers_size_and_range():
+    p = aa.generate_paintings(2, progress=False)
+    assert p.images.shape == (2, 3, 120, 160) and p.images.dtype == torch.float32
+    assert 0 <= p.images.min() and p.images.max() <= 1
+    assert p.images.std() > 0.05  # not a blank canvas
+    image, _ = aa.paint(np.random.default_rng(0))
+    assert image.size == (640, 480) and image.mode == "RGB"
+
+
+def test_motif_rate_chooses_the_planted_subset():
+    none = aa.generate_paintings(4, motif_rate=0.0, progress=False)
+    assert not none.present.any() and (none.centres == -1).all()
+    every = aa.generate_paintings(4, motif_rate=1.0, progress=False)
+    assert every.present.all()
+    half = aa.generate_paintings(40, motif_rate=0.5, progress=False)
+    assert 0.25 < half.present.mean() < 0.75
+
+
+def colour_at(p, i, motif):
+    row, col = p.centres[i, aa.MOTIFS.index(motif)]
+    return (p.images[i, :, row, col] * 255).numpy()
+
+
+def test_each_motif_shows_its_colour_at_its_centre_pixel():
+    p = aa.generate_paintings(6, motif_rate=1.0, progress=False)
+    for i in range(6):
+        assert np.abs(colour_at(p, i, "deep_blue_block") - aa.DEEP_BLUE).max() < 2
+        assert np.abs(colour_at(p, i, "orange_diamond_over_blue_stripe") - aa.MOTIF_ORANGE).max() < 2
+        assert np.abs(colour_at(p, i, "light_blue_protuberance") - aa.LIGHT_BLUE).max() < 2
+
+
+def test_planted_motifs_lie_inside_and_apart():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        placed = aa._place_motifs(aa.MOTIFS, rng)
+        boxes = {m: (cx - aa.MOTIF_BOX[m][1] / 2, cy - aa.MOTIF_BOX[m][0] / 2,
+                     cx + aa.MOTIF_BOX[m][1] / 2, cy + aa.MOTIF_BOX[m][0] / 2) for m, (cx, cy) in placed.items()}
+        for m, (x0, y0, x1, y1) in boxes.items():
+            assert 0 <= x0 and x1 <= 640 and 0 <= y0 and y1 <= 480
+            for o, (u0, v0, u1, v1) in boxes.items():
+                if o != m:
+                    assert x1 <= u0 or u1 <= x0 or y1 <= v0 or v1 <= y0, (m, o)
+
+
+def test_painting_point_maps_to_the_resized_pixel_that_contains_it():
+    assert aa.to_image_pixel(0, 0) == (0, 0)
+    assert aa.to_image_pixel(3.9, 3.9) == (1, 1)       # painting pixels 0..3 -> image pixel 0 (centre 1.5)
+    assert aa.to_image_pixel(639, 479) == (119, 159)
+
+
+def test_generator_refuses_bad_input():
+    with pytest.raises(ValueError, match="count"):
+        aa.generate_paintings(0)
+    with pytest.raises(ValueError, match="probability"):
+        aa.generate_paintings(2, motif_rate=1.5)
+    with pytest.raises(ValueError, match="unknown motifs"):
+        aa.paint(np.random.default_rng(0), ["red_square"])
+
+
+# ---------------------------------------------------------------- hits and chance
+
+def test_a_window_hits_a_centre_inside_its_pixels_only():
+    windows = np.array([[[10, 20]]])                       # covers rows 10..28, cols 20..38
+    centres = np.array([[[28, 38], [29, 38], [-1, -1]]])   # corner inside, one row below, absent
+    hits = aa.motif_hits(windows, centres, window=19)
+    assert hits.tolist() == [[[True, False, False]]]
+    assert aa.motif_hits(windows, np.array([[[10, 20], [10, 19], [9, 20]]]), 19).tolist() == [[[True, False, False]]]
+
+
+def test_single_window_chance_counts_the_windows_that_contain_a_centre():
+    p = aa.single_window_chance(np.array([[60, 80], [0, 0], [119, 159], [5, 80], [-1, -1]]), GRID, 19)
+    total = GRID[0] * GRID[1]
+    assert p.tolist() == pytest.approx([361 / total, 1 / total, 1 / total, 6 * 19 / total, 0.0])
+    # Brute force over every window position for an arbitrary centre.
+    rows, cols = np.meshgrid(np.arange(GRID[0]), np.arange(GRID[1]), indexing="ij")
+    windows = np.stack([rows.ravel(), cols.ravel()], axis=-1)[None]
+    centre = np.array([[[7, 150]]])
+    brute = aa.motif_hits(windows, centre, 19).mean()
+    assert aa.single_window_chance(centre[0], GRID, 19)[0] == pytest.approx(brute)
+
+
+def paintings_with(centres):
+    centres = np.asarray(centres)
+    return aa.Paintings(torch.zeros(len(centres), 3, 120, 160), centres, seed=0)
+
+
+def test_motif_report_finds_the_part_that_sits_on_a_motif():
+    rng = np.random.default_rng(0)
+    m = 20
+    # Motifs apart: rows 20..40, 60..80 and 20..40 at columns 20..50, 20..50 and 100..140.
+    centres = np.stack([np.stack([rng.integers(r0, r0 + 20, m), rng.integers(c0, c0 + 30, m)], -1)
+                        for r0, c0 in [(20, 20), (60, 20), (20, 100)]], 1)
+    centres[10:, 1] = -1                                       # motif 1 in the first 10 paintings only
+    windows = np.stack([rng.integers(0, GRID[0], (m, 4)), rng.integers(0, GRID[1], (m, 4))], -1)
+    windows[:, 2] = centres[:, 0] - 9                          # part 2 sits on motif 0 every time
+    windows[:15, 1] = centres[:15, 2] - 9                      # part 1 on motif 2 in 15 of 20
+    report = aa.motif_report(windows, paintings_with(centres), GRID, 19, untrained_windows=windows[:, ::-1],
+                             chance_draws=500)
+    first = report["deep_blue_block"]
+    assert first["occurrences"] == 20 and first["best_part"] == 2 and first["hit_rate_best_part"] == 1.0
+    assert first["untrained_hit_rate_best_part"] == 1.0         # reversed parts: part 1 is the old part 2
+    third = report["light_blue_protuberance"]
+    assert third["best_part"] == 1 and third["hit_rate_best_part"] >= 0.75
+    assert report["orange_diamond_over_blue_stripe"]["occurrences"] == 10
+    p = 361 / (GRID[0] * GRID[1])                              # every centre is away from the borders
+    assert first["chance_single_window"] == pytest.approx(p, abs=1e-4)
+    assert first["chance_any_part"] == pytest.approx(1 - (1 - p) ** 4, abs=1e-4)
+    # The best of 4 lucky parts beats one window, and the percentile lies above the mean.
+    assert first["chance_single_window"] < first["chance_best_part"] <= first["chance_best_part_p95"] < 0.5
+    assert first["found_above_chance"] and third["found_above_chance"]
+    assert not report["orange_diamond_over_blue_stripe"]["found_above_chance"]   # no part sits on it
+    absent = aa.motif_report(windows, paintings_with(np.full((m, 3, 2), -1)), GRID, 19)
+    assert absent["deep_blue_block"] == {"occurrences": 0}
+
+
+def test_distinct_windows_counts_parts_on_different_windows():
+    windows = np.array([[[0, 0], [0, 0], [1, 2], [3, 4]], [[5, 5], [6, 6], [7, 7], [8, 8]]])
+    assert aa.distinct_windows(windows) == pytest.approx((3 / 4 + 1) / 2)
+
+
+def report_entry(hit, chance_p95, untrained, occurrences=10):
+    return {"occurrences": occurrences, "best_part": 0, "hit_rate_best_part": hit,
+            "hit_rate_any_part": hit, "chance_single_window": 0.02, "chance_any_part": 0.17,
+            "chance_best_part": chance_p95 / 2, "chance_best_part_p95": chance_p95,
+            "untrained_hit_rate_best_part": untrained}
+
+
+def test_claims_use_the_heldout_paintings_and_every_motif():
+    good = {m: report_entry(0.6, 0.2, 0.3) for m in aa.MOTIFS}
+    bad_train = {m: report_entry(0.0, 0.2, 0.3) for m in aa.MOTIFS}
+    claims = aa.check_claims(SimpleNamespace(reports={"train": bad_train, "heldout": good}))
+    assert claims["parts_find_motifs"]["holds"] and claims["training_beats_untrained"]["holds"]
+    assert claims["parts_find_motifs"]["detail"].startswith("heldout")
+    one_missed = dict(good, light_blue_protuberance=report_entry(0.15, 0.2, 0.1))
+    claims = aa.check_claims(SimpleNamespace(reports={"heldout": one_missed}))
+    assert not claims["parts_find_motifs"]["holds"] and claims["training_beats_untrained"]["holds"]
+    untrained_better = dict(good, deep_blue_block=report_entry(0.6, 0.2, 0.7))
+    claims = aa.check_claims(SimpleNamespace(reports={"train": untrained_better}))
+    assert claims["parts_find_motifs"]["holds"] and not claims["training_beats_untrained"]["holds"]
+
+
+# ---------------------------------------------------------------- the study end to end
+
+@pytest.fixture(scope="module")
+def tiny_study():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # small convolutions split over busy cores run many times slower
+    try:
+        params = aa.StudyParams(paintings=4, heldout=4, hidden=16, steps=6, chance_draws=200)
+        return aa.run_study(params, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_study_trains_and_scores_every_set(tiny_study):
+    r = tiny_study
+    assert len(r.run.losses) == 6 and not r.run.model.training
+    assert abs(r.run.losses[0] - r.run.log_n) < 0.1 * r.run.log_n   # a fresh SSN starts at log N
+    assert set(r.reports) == {"train", "heldout"}
+    assert r.windows["heldout"].shape == (4, 9, 2)
+    assert (r.windows["train"] >= 0).all() and (r.windows["train"] < np.array(GRID)).all()
+    maps = r.maps("train", [0, 1])
+    assert maps.shape == (2, 9, *GRID)
+    torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.ones(2, 9))
+    # The found windows are the maps' argmax.
+    assert (aa.found_windows(maps) == r.windows["train"][:2]).all()
+
+
+def test_study_metrics_hold_the_documented_keys(tiny_study):
+    metrics = json.loads(json.dumps(aa.study_metrics(tiny_study, "smoke", wall_time_s=3.21)))
+    assert {"study", "profile", "parameters", "paper_claim", "hit_definition", "image_size_hw",
+            "grid_size_hw", "final_loss", "log_n", "first_step_below_10pct_log_n", "motifs", "claims",
+            "wall_time_s", "torch_threads", "distinct_windows_per_painting", "motifs_found_above_chance",
+            "train_seconds"} <= set(metrics)
+    assert set(metrics["motifs_found_above_chance"]) == {"train", "heldout"}
+    assert metrics["grid_size_hw"] == [102, 142] and metrics["parameters"]["window"] == 19
+    assert set(metrics["motifs"]) == {"train", "heldout"}
+    assert all(isinstance(c["holds"], bool) for c in metrics["claims"].values())
+
+
+def test_figures_and_the_picker(tiny_study):
+    for fig in (aa.sheet_figure(tiny_study.sets["train"]), aa.parts_figure(tiny_study, "train"),
+                aa.hit_rates_figure(tiny_study), aa.loss_figure(tiny_study.run)):
+        assert fig.axes
+        plt.close(fig)
+    fig = aa.parts_figure(tiny_study, "train", indices=[0, 1])
+    assert len(fig.axes[0].patches) == 9                      # one box per part
+    plt.close(fig)
+    fig = aa.part_view(tiny_study, "heldout", index=3, part=8)
+    assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 9
+    plt.close(fig)
+    with pytest.raises(ValueError, match="painting index 4"):
+        aa.part_view(tiny_study, "heldout", index=4, part=0)
+    with pytest.raises(ValueError, match="part 9"):
+        aa.part_view(tiny_study, "heldout", index=0, part=9)
+
+
+def test_study_params_refuse_bad_settings():
+    with pytest.raises(ValueError, match="batch"):
+        aa.StudyParams(paintings=2, batch=4)
+    with pytest.raises(ValueError, match="does not fit"):
+        aa.StudyParams(window=121)
+    with pytest.raises(ValueError, match="num_parts"):
+        aa.StudyParams(num_parts=1)
