@@ -104,7 +104,7 @@ def clip_attention(run: LoadedRun, tracklet: Tracklet, frames: Sequence[int]):
 
 def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: int = 0,
                      frames: Sequence[int] = (0, 1, 2, 3), part: Optional[int] = None,
-                     cell=(1.0, 2.0)):
+                     cell=(1.3, 2.4)):
     """One row per checkpoint. Each row shows, for every frame, the part windows at the maps'
     peaks over the frame; with `part` given, that part's map is also overlaid on each frame.
     The same tracklet index of the same split is used for every run (runs must share a dataset
@@ -119,8 +119,8 @@ def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: 
         raise ValueError(f"the runs index different tracklets ({sorted(names)}): compare runs on one dataset")
     frames = [f for f in frames if f < len(tracks[0][tracklet])] or [0]
     cols = len(frames) * (2 if part is not None else 1)
-    fig, axes = new_figure(cell[0] * cols + 0.8, cell[1] * len(runs) + 0.4, nrows=len(runs), ncols=cols,
-                           squeeze=False)
+    fig, axes = new_figure(max(6.0, cell[0] * cols + 0.8), cell[1] * len(runs) + 0.9, nrows=len(runs),
+                           ncols=cols, squeeze=False)
     for row, run in enumerate(runs):
         track = tracks[row][tracklet]
         images, maps, extent, window_px = clip_attention(run, track, frames)
@@ -129,16 +129,16 @@ def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: 
             ap.parts_on_image(ax, images[j], maps[j], run.part_names, extent, window_size=window_px)
             ax.set_title(f"frame {f}", fontsize=7)
             if j == 0:
-                ax.set_ylabel(run.name, fontsize=7)
+                ax.set_ylabel(run.name if len(run.name) <= 28 else run.name[:12] + "…" + run.name[-14:], fontsize=6)
             if part is not None:
                 ap.overlay_map(axes[row, 2 * j + 1], images[j], maps[j, part], extent)
                 axes[row, 2 * j + 1].set_title(run.part_names[part], fontsize=7)
     colors = ap.part_colors(len(runs[0].part_names))
     handles = [Patch(color=c, label=n) for c, n in zip(colors, runs[0].part_names)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 9), fontsize=6, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=6, frameon=False)
     fig.suptitle(f"{split} tracklet {tracks[0][tracklet].name} (pid {tracks[0][tracklet].pid}, "
                  f"camera {tracks[0][tracklet].camid})", fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.99, top=0.88, bottom=0.1, wspace=0.05, hspace=0.15)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.16, wspace=0.05, hspace=0.15)
     return fig
 
 

@@ -49,6 +49,9 @@ STUDIES = (
     Study("benchmark", "04_benchmark", "Video re-ID benchmarks", "Tables 1-5, Fig. 3"),
     Study("misalignment", "05_misalignment", "Misalignment (the central claim)", "Sec. 3 claim"),
 )
+#: Figures that are not a notebook's: the attention explorer's views of benchmark checkpoints.
+EXPLORER = Study("explorer", "04_benchmark", "Attention explorer views (SSN3D checkpoints of notebook 04)",
+                 "Fig. 4 style")
 
 
 def _verdict(holds: Optional[bool]) -> str:
@@ -224,8 +227,10 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
             verdict = c.verdict + (f" ({c.reason})" if c.reason else "")
             lines.append(f"| {number} | {_cell(c.source)} | {_cell(c.paper)} | {_cell(c.ours)} | {_cell(c.data)} "
                          f"| {_cell(verdict)} |")
-    for study in STUDIES:
+    for study in STUDIES + (EXPLORER,):
         folder = study_dir(study.name, profile, create=False)
+        if study is EXPLORER and not any(folder.glob("*.png")):
+            continue
         lines += ["", f"## {study.title} ({study.figure})", "",
                   f"Notebook `notebooks/{study.notebook}.ipynb`; outputs in `{os.path.relpath(folder, root)}/`."]
         metrics = _read_json(folder / "metrics.json") or {}
@@ -246,12 +251,40 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def explorer_figures(profile: str = "cpu") -> List[Path]:
+    """Attention explorer views of the benchmark's semi-supervised SSN3D checkpoints (one per
+    dataset), saved under <study_dir("explorer")>; none when no such checkpoint exists."""
+    from ..explorer import attention_figure, load_run
+    from ..figures import save_figure
+
+    import matplotlib.pyplot as plt
+
+    runs_root = reports_dir() / "runs" / profile / "benchmark"
+    records = study_dir("benchmark", profile, create=False)
+    out = []
+    for ckpt in sorted(runs_root.glob("*_ssn3d_semi-supervised_shared_*_seed0/checkpoints/last.pt")):
+        run = ckpt.parents[1].name
+        record = _read_json(records / f"{run}.json") or {}
+        if record.get("lambda_ssn") != record.get("config_lambda_ssn", record.get("lambda_ssn")):
+            continue          # a Fig. 3 sweep run: the main-lambda run already shows this dataset
+        try:
+            loaded = load_run(ckpt, name=run)
+        except (ValueError, FileNotFoundError, OSError) as err:   # dataset gone: skip, say why
+            print(f"explorer view of {run} skipped: {err}")
+            continue
+        fig = attention_figure([loaded], "query", 0, frames=[0, 1, 2, 3])
+        out.append(save_figure(fig, study_dir("explorer", profile) / f"{run}.png"))
+        plt.close(fig)
+    return out
+
+
 def write_report(profile: str = "cpu") -> List[Path]:
     """Write REPORT.md and REPORT.html beside the profile's study folders; returns both paths."""
     import markdown
 
     root = reports_dir() if profile == "cpu" else reports_dir() / profile
     root.mkdir(parents=True, exist_ok=True)
+    explorer_figures(profile)
     text = render_report(profile, root)
     md = root / "REPORT.md"
     md.write_text(text)
