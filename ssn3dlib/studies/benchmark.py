@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ..figures import new_figure
 from ..paths import PROFILES, reports_dir, study_dir
 from ..reporting import paper
+from .engine_runs import chance_rank1, config_differences
 from ..reporting.tables import BASELINE_NAMES, RUN_KEYS, at_main_lambda, load_runs, render_markdown
 
 STUDY = "benchmark"
@@ -253,7 +254,6 @@ def _fresh_needed(config, run_dir: Path) -> bool:
     """True when run_dir holds a run of another config (retrain it rather than resume)."""
     import yaml
 
-    from .misalignment import config_differences
 
     stored = run_dir / "config.yaml"
     if not stored.is_file():
@@ -306,7 +306,6 @@ def run_one(plan: PlannedRun, profile: str, all_splits: bool = False, progress: 
     write its JSON record, and return it."""
     from ..engine import load_config, mean_over_splits
     from ..engine.build import prepare_dataset
-    from .misalignment import chance_rank1
 
     if plan.unsupported is not None:
         raise BenchmarkError(f"{plan.name} cannot run: {plan.unsupported}")

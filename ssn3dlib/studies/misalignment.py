@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..figures import new_figure
+from .engine_runs import chance_rank1, config_differences  # also part of this module's API (notebook 05)
 
 STUDY = "misalignment"
 METRICS = ("rank1", "mAP")
@@ -53,13 +54,6 @@ VARIANTS: Dict[str, Variant] = {
     "tp": Variant("TP (temporal pooling)", "tp", None, "tab:green"),
     "st-attention": Variant("2D+1D attention", "st-attention", None, "tab:purple"),
 }
-
-#: Config keys that do not change a point's numbers: a result stays valid when only they differ.
-NON_RESULT_KEYS = frozenset({
-    "train.num_threads", "train.tensorboard", "train.device", "train.log_every_steps",
-    "train.checkpoint_every_steps", "data.num_workers", "eval.num_workers", "eval.clips_per_batch",
-})
-
 
 # ============================================================================ the plan
 
@@ -119,23 +113,6 @@ def point_config(base, point: SweepPoint, overrides: Sequence[str] = ()):
     from ..engine import load_config
 
     return load_config(base, list(overrides) + point.overrides())
-
-
-def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict) and name not in ("data.options", "model.options"):
-            out.update(_flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
-
-
-def config_differences(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
-    """Dotted keys whose values differ, leaving out those that do not change results."""
-    a, b = _flatten(stored), _flatten(current)
-    return sorted(k for k in set(a) | set(b) if k not in NON_RESULT_KEYS and a.get(k) != b.get(k))
 
 
 def read_result(path: Path) -> Optional[Dict[str, Any]]:
@@ -388,18 +365,6 @@ def _stats(values: pd.Series) -> Dict[str, Any]:
 
 def _span(values: pd.Series) -> str:
     return f"{values.min():+.1f}..{values.max():+.1f}"
-
-
-def chance_rank1(dataset) -> float:
-    """Expected rank-1 (percent) of a random ranking: per query, true matches over the gallery
-    entries it is ranked against (same identity and camera excluded as junk), averaged."""
-    rates = []
-    for q in dataset.query:
-        valid = [g for g in dataset.gallery if not (g.pid == q.pid and g.camid == q.camid)]
-        hits = sum(g.pid == q.pid for g in valid)
-        if hits and valid:
-            rates.append(hits / len(valid))
-    return 100.0 * float(np.mean(rates)) if rates else float("nan")
 
 
 def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: str, params: Dict[str, Any],
