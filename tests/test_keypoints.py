@@ -74,3 +74,30 @@ def test_real_mediapipe_table_maps_to_parts():
     both = visible[:, 0] & visible[:, 2] & visible[:, 7]
     assert both.sum() > 100
     assert np.mean(((head_y < crotch_y) & (crotch_y < foot_y))[both]) > 0.95
+
+
+@pytest.mark.parametrize("part_set", sorted(PART_SETS))
+def test_table_mapping_agrees_with_the_per_image_rules(part_set):
+    """parts_by_image works on whole columns; it must give image_parts' answer for every image:
+    full poses, fallbacks (ears, ankles), foot points, hand ties, missing parts, duplicates."""
+    rng = np.random.default_rng(0)
+    poses = {
+        "full.png": POSE,
+        "no_nose.png": {k: v for k, v in POSE.items() if k != "nose"},
+        "nothing_head.png": {k: v for k, v in POSE.items() if k not in ("nose", "left_ear", "right_ear")},
+        "feet.png": dict(POSE, left_foot=(7, 95, 0.9), right_foot=(13, 96, 0.2)),
+        "hand_tie.png": dict(POSE, left_wrist=(3, 40, 0.5), right_wrist=(17, 40, 0.5)),
+        "one_hand.png": {k: v for k, v in POSE.items() if k != "left_wrist"},
+        "random.png": {k: (float(rng.uniform(0, 48)), float(rng.uniform(0, 128)), float(rng.uniform()))
+                       for k in POSE},
+    }
+    rows = [(img, k, x, y, v) for img, pose in poses.items() for k, (x, y, v) in pose.items()]
+    rows.append(("full.png", "nose", 99.0, 99.0, 0.1))          # a duplicate row: the last one wins
+    table = pd.DataFrame(rows, columns=["image", "keypoint", "x", "y", "visibility"])
+    mapped = parts_by_image(table, part_set)
+    assert sorted(mapped) == sorted(poses)
+    for image, pose in poses.items():
+        if image == "full.png":
+            pose = dict(pose, nose=(99.0, 99.0, 0.1))
+        np.testing.assert_array_equal(mapped[image], image_parts(pose, part_set))
+    assert parts_by_image(table.iloc[:0], part_set) == {}
