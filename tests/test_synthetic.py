@@ -11,8 +11,8 @@ from PIL import Image
 
 from ssn3dlib.data.synthetic import (KEYPOINT_NAMES, WorldConfig, generate_world, plan_world, read_world,
                                      render_identity_frames)
+from ssn3dlib.data.synthetic.misalignment import box_track
 from ssn3dlib.data.synthetic.pedestrian import MUTABLE_ATTRIBUTES
-from ssn3dlib.data.synthetic.world import box_track
 
 SMALL = dict(num_identities=6, num_cameras=2, tracklets_per_identity_per_camera=(1, 2),
              frames_per_tracklet=(5, 8), static_crops=4, similar_identity_fraction=0.34)
@@ -260,7 +260,7 @@ def test_sheet_is_written(config, tmp_path):
 def test_manifest_matches_the_default_world():
     """data_manifests/synthetic_world.yaml records the defaults and the counts they give."""
     from ssn3dlib.data.manifests import load_manifest
-    from ssn3dlib.data.synthetic.world import world_counts
+    from ssn3dlib.data.synthetic.writing import world_counts
 
     manifest = load_manifest("synthetic_world")
     assert WorldConfig.from_dict(manifest["parameters"]) == WorldConfig()

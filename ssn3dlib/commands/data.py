@@ -170,7 +170,7 @@ def world_config(args):
 
 def synth(args) -> int:
     from ..data.synthetic import generate_world
-    from ..data.synthetic.world import _stored_config
+    from ..data.synthetic.writing import _stored_config
 
     try:
         config = world_config(args)
@@ -203,7 +203,7 @@ def write_world_manifest(config, path: Path) -> Path:
 
     from ..data.manifests import load_manifest
     from ..data.synthetic import plan_world
-    from ..data.synthetic.world import world_counts
+    from ..data.synthetic.writing import world_counts
 
     manifest = load_manifest("synthetic_world")
     counts = world_counts(plan_world(config))

@@ -10,8 +10,10 @@ import numpy as np
 import yaml
 
 from ...figures import new_figure, save_figure
+from .config import WorldConfig
 from .pedestrian import KEYPOINT_NAMES
-from .world import RenderedFrame, WorldConfig, occluded_frames, plan_world, render_tracklet
+from .plan import plan_world
+from .rendering import RenderedFrame, occluded_frames, render_tracklet
 
 SEVERITIES = (0.0, 0.5, 1.0)
 STRIP_FRAMES, STRIP_STEP = 6, 3
