@@ -15,11 +15,14 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
 from .. import REPO_ROOT
+
+if TYPE_CHECKING:
+    from ..models import ModelCapabilities
 
 #: Where named configs live: load_config("synthetic_cpu") reads configs/synthetic_cpu.yaml.
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -32,6 +35,29 @@ SELECT_METRICS = ("mAP", "rank1")
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message says which key and how to fix it."""
+
+
+#: Config keys that never change a run's numbers (threads, devices, logging, loader workers):
+#: a run may resume, and a stored result stays valid, when only they differ.
+RESULT_NEUTRAL_KEYS = frozenset({
+    "train.num_threads", "train.tensorboard", "train.device", "train.log_every_steps",
+    "train.checkpoint_every_steps", "data.num_workers", "eval.num_workers", "eval.clips_per_batch",
+})
+#: Dict-valued keys compared as one value (their content is free-form).
+_OPAQUE_KEYS = ("data.options", "data.world", "model.options")
+
+
+def config_changes(saved: Dict[str, Any], current: Dict[str, Any], ignore=RESULT_NEUTRAL_KEYS,
+                   prefix: str = "") -> List[str]:
+    """Dotted keys whose values differ between two config dicts, leaving out `ignore`."""
+    out = []
+    for k in sorted(set(saved) | set(current)):
+        a, b, name = saved.get(k), current.get(k), f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict) and name not in _OPAQUE_KEYS:
+            out += config_changes(a, b, ignore, name + ".")
+        elif a != b and name not in ignore:
+            out.append(name)
+    return out
 
 
 @dataclass
@@ -73,6 +99,21 @@ class ModelConfig:
     embedding_dim: int = 1024
     #: Extra keyword arguments of the chosen model (e.g. {reduction: 16} for st-attention).
     options: Dict[str, Any] = field(default_factory=dict)
+
+    def constructor_kwargs(self) -> Dict[str, Any]:
+        """The keys of this section the chosen model takes, options included (not the weights)."""
+        from .checkpoint import architecture
+
+        kwargs = architecture(asdict(self))
+        kwargs.pop("name")
+        kwargs.update(kwargs.pop("options"))
+        return kwargs
+
+    def capabilities(self) -> "ModelCapabilities":
+        """What the chosen model needs and gives, asked before building it."""
+        from ..models import model_capabilities
+
+        return model_capabilities(self.name, **self.constructor_kwargs())
 
 
 @dataclass
@@ -355,7 +396,8 @@ def validate(config: RunConfig) -> None:
         _at_least(f"model.{key}", getattr(m, key), 1)
     _at_least("model.padding", m.padding, 0)
     _check_model_options(m)
-    if m.name == "ssn3d" and m.num_parts != _part_count(d.part_set) and m.strategy != "unsupervised":
+    caps = m.capabilities()
+    if caps.parts and caps.uses_keypoints and m.num_parts != _part_count(d.part_set):
         raise ConfigError(f"model.num_parts={m.num_parts} but data.part_set {d.part_set!r} has "
                           f"{_part_count(d.part_set)} parts; the keypoint strategies need them equal")
 
