@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from ssn3dlib.engine import load_config
-
-#: Record fields that measure time rather than training.
-TIMING = ("seconds", "clips_per_s", "eval_seconds")
+from ssn3dlib.engine.trainer import TIMING_KEYS
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +28,7 @@ def tiny_config(world: Path, *overrides: str):
 
 def comparable(records):
     """metrics.jsonl records without their timings (which differ between any two runs)."""
-    return [{k: v for k, v in r.items() if k not in TIMING and not (isinstance(v, float) and math.isnan(v))}
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS and not (isinstance(v, float) and math.isnan(v))}
             for r in records]
 
 
