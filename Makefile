@@ -1,6 +1,6 @@
 # Two entry points do all set-up on a fresh machine:
 #   make report   the studies on built-in data, writing reports/
-#   make test     the whole test suite (pytest + nbval over notebooks/)
+#   make test     ruff, then the whole test suite (pytest + nbval over notebooks/)
 # Both create .venv (or reuse it) and install what is missing.
 
 PYTHON ?= python3
@@ -25,6 +25,7 @@ notebooks: $(STAMP)
 	$(PY) -m ssn3dlib studies refresh
 
 test: $(STAMP)
+	$(PY) -m ruff check ssn3dlib tests benchmarks
 	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
 
 bench: $(STAMP)

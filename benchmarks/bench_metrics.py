@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
@@ -145,8 +146,8 @@ def time_rankings(distmat: np.ndarray, labels: tuple, repeats: int) -> dict:
     """Fast vs reference evaluation for both AP definitions, checked identical."""
     results = {}
     for ap in AP_DEFINITIONS:
-        fast_s, fast = best_of(lambda: evaluate_rank(distmat, *labels, ap=ap), repeats)
-        ref_s, ref = best_of(lambda: evaluate_rank_reference(distmat, *labels, ap=ap), repeats)
+        fast_s, fast = best_of(partial(evaluate_rank, distmat, *labels, ap=ap), repeats)
+        ref_s, ref = best_of(partial(evaluate_rank_reference, distmat, *labels, ap=ap), repeats)
         assert_identical(fast, ref, ap)
         results[ap] = dict(
             fast_s=fast_s,

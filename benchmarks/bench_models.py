@@ -4,10 +4,11 @@ Why: SSN3D adds an SSN and N per-part 3D blocks on top of the backbone that TP, 
 2D+1D attention share; what that costs in time and memory, relative to TP in the same
 run, is a claim a reader should not have to take on trust. On a shared CPU the wall
 times move with other processes' load; the ratios of CPU times (all threads of the
-measuring process) hardly do, so those are the ratios to quote from a busy machine. Every model gets the same backbone, input and training step
-(forward, L_tri + lambda L_SSN, backward, Adam step); SSN3D is semi-supervised with a
-shared classifier and is measured twice: with the paper's two labelled frames per clip
-fed beside the clips ("ssn3d"), and on the clips alone ("ssn3d-no-labelled").
+measuring process) hardly do, so those are the ratios to quote from a busy machine.
+Every model gets the same backbone, input and training step (forward, L_tri + lambda
+L_SSN, backward, Adam step); SSN3D is semi-supervised with a shared classifier and is
+measured twice: with the paper's two labelled frames per clip fed beside the clips
+("ssn3d"), and on the clips alone ("ssn3d-no-labelled").
 
 Each model is measured in a fresh process: on CPU the peak resident set of its first
 training step is its full peak only there (the C allocator keeps freed pages).
@@ -32,19 +33,32 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import torch
 from tqdm import tqdm
 
-from bench_metrics import TORCH_THREADS, machine_info
 from ssn3dlib.losses import SSN3DObjective
 from ssn3dlib.models import Keypoints, LabelledFrames, build_model
 from ssn3dlib.paths import reports_dir
-from ssn3dlib.profiling import (MB, PeakMemory, affine_fit, autocast, best_time, count_flops,
-                                count_parameters, model_state_tensors, module_output_bytes, parameter_bytes,
-                                saved_tensor_bytes, tensor_bytes)
+from ssn3dlib.profiling import (
+    MB,
+    PeakMemory,
+    affine_fit,
+    autocast,
+    best_time,
+    count_flops,
+    count_parameters,
+    model_state_tensors,
+    module_output_bytes,
+    parameter_bytes,
+    saved_tensor_bytes,
+    tensor_bytes,
+)
+
+from bench_metrics import TORCH_THREADS, machine_info
 
 PAPER = dict(input=(256, 128), clip_len=4, clips=32, clips_per_id=4, test_clip_len=32,
              backbone="resnet50-layer3", lambda_ssn=0.1, lr=3e-4, weight_decay=5e-4)
@@ -215,10 +229,9 @@ def count_activations(model, variant: Variant, config: Config) -> dict:
     for clips in config.table_clips:
         batch = make_batch(variant, clips, PAPER["clip_len"], config.table_input, num_parts, device)
         exclude = model_state_tensors(model) + batch.tensors()
-        ((loss, flops), outputs), saved = saved_tensor_bytes(
-            lambda: module_output_bytes(model, lambda: count_flops(
-                lambda: training_loss(model, objective, batch, None))),
-            exclude=exclude)
+        step = partial(count_flops, partial(training_loss, model, objective, batch, None))
+        ((loss, flops), outputs), saved = saved_tensor_bytes(partial(module_output_bytes, model, step),
+                                                             exclude=exclude)
         rows[clips] = dict(saved_bytes=saved, module_output_bytes=outputs,
                            input_bytes=tensor_bytes(batch.tensors()), forward_flops=flops)
         del loss

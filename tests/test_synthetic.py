@@ -9,8 +9,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from ssn3dlib.data.synthetic import (KEYPOINT_NAMES, WorldConfig, generate_world, plan_world, read_world,
-                                     render_identity_frames)
+from ssn3dlib.data.synthetic import (
+    KEYPOINT_NAMES,
+    WorldConfig,
+    generate_world,
+    plan_world,
+    read_world,
+    render_identity_frames,
+)
 from ssn3dlib.data.synthetic.misalignment import box_track
 from ssn3dlib.data.synthetic.pedestrian import MUTABLE_ATTRIBUTES
 
@@ -135,7 +141,7 @@ def test_occluded_keypoints_are_marked_and_really_covered(config):
         occluded = render_identity_frames(config, t.pid, t.camid, misalignment=0.0, occlusion_rate=1.0, n_frames=6)
         for fc, fo in zip(clean, occluded):
             assert all(v > 0 for _, _, v in fc.keypoints.values())  # nothing leaves a still box
-            for name, (x, y, v) in fo.keypoints.items():
+            for x, y, v in fo.keypoints.values():
                 if v == 0:
                     hidden += 1
                     px = (int(y), int(x))

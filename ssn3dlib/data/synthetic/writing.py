@@ -98,7 +98,8 @@ def world_description(plan: WorldPlan) -> Dict:
                           "crops/keypoints.csv": len(plan.crops) * len(KEYPOINT_NAMES)},
         "keypoints": list(KEYPOINT_NAMES),
         "visibility": dict(VISIBILITY_DOC),
-        "coordinates": "crop pixels, continuous: (0, 0) is the top-left corner, pixel (i, j) covers [i, i+1) x [j, j+1)",
+        "coordinates": "crop pixels, continuous: (0, 0) is the top-left corner, "
+                       "pixel (i, j) covers [i, i+1) x [j, j+1)",
         "splits": {"train": plan.train_pids, "test": plan.test_pids},
         "look_alikes": plan.look_alikes,
         "cameras": [cam.describe() for cam in plan.cameras.values()],
