@@ -23,8 +23,9 @@ pipelines do); ResNet-34 up to layer2 (the paper's "first three blocks", stride 
 128 x 16 x 8 map, so the k = 3 valid windows form a 14 x 6 grid.
 
 Training. The SSN (``SelfSeparatedNetwork``, N = 6, k = 3) with the loss of eq. 4 alone,
-Adam with weight decay. Semi-supervised: each batch holds ``labelled_per_batch`` labelled
-crops (their parts are the keypoint windows, ``keypoints_to_windows``) and unlabelled ones.
+Adam with weight decay (``toolkit.train_ssn`` steps it; ``crop_batches`` draws the batches).
+Semi-supervised: each batch holds ``labelled_per_batch`` labelled crops (their parts are the
+keypoint windows, ``keypoints_to_windows``) and unlabelled ones.
 Unsupervised: batches of the same crops, keypoints never used. Backbone: randomly
 initialised (no ImageNet weights here). With ``train_backbone=False`` the backbone is
 frozen: its BatchNorm statistics are those of all the study's crops (one pass in training
@@ -32,11 +33,12 @@ mode), its features are computed once, and every seed shares it (seed ``backbone
 seeds then vary the SSN's initialisation and the batches. With ``train_backbone=True``
 backbone and SSN train together and the seed also draws the backbone.
 
-Evaluation. The peak of a part's map is its argmax window; the window's centre maps back to
-image pixels through the backbone stride and the window geometry
-(``ssn3dlib.attention_plots.window_centres``: window (r, c) is centred on feature cell
-(r + 1, c + 1) for k = 3 without padding, whose centre is pixel ((c + 1.5) * 8 - 0.5,
-(r + 1.5) * 8 - 0.5) at stride 8). PCK: the fraction of (crop, part) pairs with a visible
+Evaluation (``ssn3dlib.studies.toolkit``: ``WindowGrid`` and ``part_scoring``, with this study's
+rules passed explicitly). The peak of a part's map is its argmax window; the window's centre maps
+back to image pixels through the backbone stride and the window geometry (``WindowGrid``, from
+the SSN and its backbone, checked against the frozen features' size; window (r, c) is centred
+on feature cell (r + 1, c + 1) for k = 3 without padding, whose centre is pixel
+((c + 1.5) * 8 - 0.5, (r + 1.5) * 8 - 0.5) at stride 8). PCK: the fraction of (crop, part) pairs with a visible
 keypoint whose peak lies within ``pck_radius`` x crop height of the keypoint, on the
 unlabelled crops (the paper's setting: unlabelled people seen in training) and on the
 held-out crops when there are any. Strategies:
@@ -55,7 +57,8 @@ averaged over seed pairs; chance stability = the same for two independent unifor
 Distinctness: per crop, the number of distinct peak windows among the N maps divided by N.
 
 metrics.json keys (what a report assembler reads):
-- ``profile``, ``parameters`` (every notebook parameter), ``wall_time_s``;
+- ``profile``, ``parameters`` (every notebook parameter), ``wall_time_s`` (written by
+  ``toolkit.write_metrics``);
 - ``paper_claim`` (the paper's statement), ``input_size_hw``, ``feature_size_hw``,
   ``grid_size_hw``, ``pck_radius_px``;
 - ``datasets.<real|synthetic>``:
@@ -66,11 +69,11 @@ metrics.json keys (what a report assembler reads):
   ``stability.<semi-supervised|unsupervised|chance>`` (float or null with one seed),
   ``distinctness.<semi-supervised|unsupervised>``,
   ``final_loss.<semi-supervised|unsupervised>`` (per seed, mean of the last 5% of steps),
-  ``log_n``;
-- ``claims``: ``{name: {"holds": bool|null, "test": str, "paper_claim": bool}}`` per dataset
-  under ``claims.<dataset>`` (see CLAIM_TESTS; ``paper_claim`` false = our stricter extra
-  test), and ``claims.agrees_with_paper`` (bool: every testable claim of the paper holds on
-  every dataset).
+  ``log_n``, ``runs`` (each run's ``SSNRun.record()``: strategy, seed, final loss, steps,
+  ``wall_time_s``);
+- ``claims``: a list of ``toolkit.Claim`` records, every test of CLAIM_TESTS on every dataset,
+  named ``"<dataset>: <test>"`` (``claim_name``); ``paper_claim`` false = our stricter extra
+  test (``semi_beats_position_prior``).
 """
 from __future__ import annotations
 
@@ -78,21 +81,23 @@ import itertools
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..attention_plots import extent_from_centres, window_centres
 from ..data.keypoints import (PART_SETS, best_labelled_frames, load_part_keypoints, parts_by_image,
                               read_keypoint_table)
 from ..models import SelfSeparatedNetwork, build_backbone, keypoints_to_windows
 from ..paths import data_root, reports_dir
+from .toolkit import (NOT_IN_PAPER, WALL_TIME_KEY, Claim, SSNRun, WindowGrid, attention_maps, ceiling_pck,
+                      chance_agreement, chance_pck, claims_to_records, distinctness, match_parts, pck,
+                      peak_agreement, position_prior, train_ssn, visible_keypoints)
+from .toolkit.ssn_training import Batch
 
 STUDY = "pedestrians"
 PART_SET = "pedestrian6"
@@ -102,6 +107,7 @@ LOADERS = ("real", "synthetic")
 #: What PCK is reported for: the two trained strategies and three references (module doc).
 PCK_METHODS = (*STRATEGIES, "chance", "prior", "ceiling")
 ROLES = ("labelled", "unlabelled", "heldout")
+SOURCE = "Fig. 4"
 PAPER_CLAIM = ("Fig. 4: trained semi-supervised on 128 crops of which 16 are labelled, each attention "
                "map finds its part (head, hand, knees, feet) on unlabelled people; unsupervised "
                "training finds distinct parts that are less stable and less human-readable.")
@@ -136,7 +142,7 @@ class Crops:
     @property
     def visible(self) -> np.ndarray:
         """(M, N) bool: part has coordinates and visibility > min_visibility."""
-        return (self.keypoints[..., 2] > self.min_visibility) & np.isfinite(self.keypoints[..., :2]).all(-1)
+        return visible_keypoints(self.keypoints, self.min_visibility)
 
     def indices(self, role: str) -> np.ndarray:
         if role not in ROLES:
@@ -285,20 +291,6 @@ class TrainSettings:
                              f"labelled_per_batch={self.labelled_per_batch}")
 
 
-@dataclass
-class TrainedSSN:
-    strategy: str
-    seed: int
-    backbone: nn.Module
-    ssn: SelfSeparatedNetwork
-    losses: List[float] = field(default_factory=list)
-
-    def final_loss(self, fraction: float = 0.05) -> float:
-        """Mean of the last `fraction` of steps (at least one)."""
-        tail = max(1, int(len(self.losses) * fraction))
-        return float(np.mean(self.losses[-tail:]))
-
-
 def random_backbone(name: str, images: torch.Tensor, seed: int, chunk: int = 512, device="cpu"):
     """A randomly initialised backbone whose BatchNorm statistics are those of `images`,
     frozen; returns (backbone, features of every image).
@@ -351,12 +343,36 @@ def _batches(crops: Crops, strategy: str, settings: TrainSettings, generator: to
             yield pick(train, settings.batch_size)
 
 
-def train_ssn(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
-              frozen: Optional[Tuple[nn.Module, torch.Tensor]] = None, progress: bool = True) -> TrainedSSN:
-    """Train an SSN (and the backbone when settings.train_backbone) on the SSN loss alone.
+def crop_batches(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
+                 inputs: Callable[[torch.Tensor], torch.Tensor], feature_size: Sequence[int],
+                 device: torch.device) -> Callable[[], Batch]:
+    """The batch function of toolkit.train_ssn: each call draws crop indices (a generator seeded
+    with `seed`, so the draws do not depend on the global RNG) and returns the SSN's forward
+    arguments on `device`: inputs(indices) (the SSN's input: frozen features or the backbone's
+    output), the crops' keypoint windows and which crops are labelled (semi-supervised only uses
+    the labelled ones' windows)."""
+    windows, visible = (t.to(device) for t in keypoint_windows(crops, feature_size, settings.window))
+    is_labelled = torch.from_numpy(crops.role == "labelled").to(device)
+    batches = _batches(crops, strategy, settings, torch.Generator().manual_seed(seed))
+
+    def next_batch() -> Batch:
+        idx = next(batches)
+        x = inputs(idx)
+        idx = idx.to(device)
+        return {"x": x, "keypoint_windows": windows[idx], "keypoint_visible": visible[idx],
+                "labelled": is_labelled[idx]}
+
+    return next_batch
+
+
+def train_run(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
+              frozen: Optional[Tuple[nn.Module, torch.Tensor]] = None, progress: bool = True) -> SSNRun:
+    """Train an SSN (and the backbone when settings.train_backbone) on the SSN loss alone; the
+    run's labels are {"strategy": strategy}, its backbone is extras["backbone"].
 
     frozen: (backbone, features of every crop) from random_backbone, required when the
-    backbone is not trained.
+    backbone is not trained. Random draws: torch.manual_seed(seed), then the backbone (when
+    trained), the SSN's initialisation, then the batches (their own generator, seeded too).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -367,167 +383,37 @@ def train_ssn(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
     if settings.train_backbone:
         backbone = build_backbone(settings.backbone).to(device)
         feature_size = backbone.feature_size(crops.image_size)
+
+        def inputs(idx):
+            return backbone(normalise(crops.images[idx]).to(device))
     else:
         backbone, features = frozen
         feature_size = features.shape[-2:]
         features = features.to(device)
+
+        def inputs(idx):
+            return features[idx.to(device)]
     ssn = SelfSeparatedNetwork(backbone.out_channels, len(PARTS), window=settings.window,
                                hidden=settings.hidden, strategy=strategy).to(device)
-    params = list(ssn.parameters()) + (list(backbone.parameters()) if settings.train_backbone else [])
-    opt = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    windows, visible = (t.to(device) for t in keypoint_windows(crops, feature_size, settings.window))
-    is_labelled = torch.from_numpy(crops.role == "labelled").to(device)
-    batches = _batches(crops, strategy, settings, torch.Generator().manual_seed(seed))
-    run = TrainedSSN(strategy, seed, backbone, ssn)
+    next_batch = crop_batches(crops, strategy, settings, seed, inputs, feature_size, device)
     backbone.train(settings.train_backbone)
-    ssn.train()
-    for _ in tqdm(range(settings.steps), desc=f"{crops.name} {strategy} seed {seed}", disable=not progress,
-                  leave=False):
-        idx = next(batches)
-        x = (backbone(normalise(crops.images[idx]).to(device)) if settings.train_backbone
-             else features[idx.to(device)])
-        idx = idx.to(device)
-        out = ssn(x, keypoint_windows=windows[idx], keypoint_visible=visible[idx],
-                  labelled=is_labelled[idx], with_loss=True)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-        run.losses.append(out.loss.item())
+    run = train_ssn(ssn, next_batch, settings.steps, seed, lr=settings.lr, weight_decay=settings.weight_decay,
+                    extra_params=backbone.parameters() if settings.train_backbone else (),
+                    labels={"strategy": strategy}, desc=f"{crops.name} {strategy} seed {seed}",
+                    progress=progress)
     backbone.eval()
-    ssn.eval()
+    run.extras["backbone"] = backbone
     return run
 
 
-@torch.no_grad()
-def attention_maps(run: TrainedSSN, crops: Crops, features: Optional[torch.Tensor] = None,
-                   chunk: int = 64) -> np.ndarray:
-    """(M, N, h', w') attention maps of every crop (features: the frozen backbone's, if any)."""
+def crop_maps(run: SSNRun, crops: Crops, features: Optional[torch.Tensor] = None) -> np.ndarray:
+    """(M, N, h', w') attention maps of every crop: from the frozen backbone's features when
+    given, else through the run's own (trained) backbone."""
+    if features is not None:
+        return attention_maps(run.ssn, features).numpy()
+    backbone = run.extras["backbone"]
     device = next(run.ssn.parameters()).device
-    out = []
-    for s in range(0, len(crops.images), chunk):
-        x = (features[s:s + chunk] if features is not None
-             else run.backbone(normalise(crops.images[s:s + chunk]).to(device)))
-        out.append(run.ssn(x.to(device), with_loss=False).maps.cpu())
-    return torch.cat(out).numpy()
-
-
-# ============================================================================ measures
-
-@dataclass(frozen=True)
-class Grid:
-    """Where the window grid lies on the input image."""
-
-    image_size: Tuple[int, int]
-    feature_size: Tuple[int, int]
-    window: int = 3
-    padding: int = 0
-
-    @property
-    def size(self) -> Tuple[int, int]:
-        (fh, fw), k, p = self.feature_size, self.window, self.padding
-        return fh + 2 * p - k + 1, fw + 2 * p - k + 1
-
-    @property
-    def centres(self) -> Tuple[np.ndarray, np.ndarray]:
-        return window_centres(self.size, self.image_size, self.feature_size, self.window, self.padding)
-
-    @property
-    def extent(self):
-        return extent_from_centres(*self.centres)
-
-    @property
-    def window_pixels(self) -> float:
-        """Side of one window in input pixels (k feature cells)."""
-        return self.window * self.image_size[0] / self.feature_size[0]
-
-    def all_centres(self) -> np.ndarray:
-        """(h' * w', 2) pixel (x, y) of every window centre, row-major."""
-        ys, xs = self.centres
-        yy, xx = np.meshgrid(ys, xs, indexing="ij")
-        return np.stack([xx.ravel(), yy.ravel()], axis=1)
-
-
-def map_peaks(maps: np.ndarray, grid: Grid) -> np.ndarray:
-    """(M, N, 2) pixel (x, y) of the argmax window of each map (M, N, h', w')."""
-    if tuple(maps.shape[-2:]) != grid.size:
-        raise ValueError(f"maps over a {maps.shape[-2:]} grid do not match the study grid {grid.size}")
-    flat = maps.reshape(*maps.shape[:2], -1).argmax(-1)
-    return grid.all_centres()[flat]
-
-
-def _per_part(hits: np.ndarray, valid: np.ndarray) -> Dict:
-    counts = valid.sum(0)
-    per_part = {p: (float(hits[:, i].sum() / counts[i]) if counts[i] else None) for i, p in enumerate(PARTS)}
-    return {"overall": float(hits[valid].mean()) if valid.any() else None, "per_part": per_part}
-
-
-def pck(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, radius: float) -> Dict:
-    """PCK of peaks (M, N, 2) against keypoints (M, N, >=2) where visible (M, N)."""
-    dist = np.linalg.norm(peaks - np.nan_to_num(keypoints[..., :2]), axis=-1)
-    return _per_part((dist <= radius) & visible, visible)
-
-
-def chance_pck(keypoints: np.ndarray, visible: np.ndarray, grid: Grid, radius: float) -> Dict:
-    """Expected PCK of a peak drawn uniformly over the window grid (exact)."""
-    centres = grid.all_centres()
-    dist = np.linalg.norm(np.nan_to_num(keypoints[..., None, :2]) - centres, axis=-1)  # (M, N, G)
-    return _per_part((dist <= radius).mean(-1) * visible, visible)
-
-
-def ceiling_pck(keypoints: np.ndarray, visible: np.ndarray, grid: Grid, radius: float) -> Dict:
-    """PCK of the window centre nearest each keypoint: the best any map on this grid can do."""
-    centres = grid.all_centres()
-    dist = np.linalg.norm(np.nan_to_num(keypoints[..., None, :2]) - centres, axis=-1).min(-1)
-    return _per_part((dist <= radius) & visible, visible)
-
-
-def prior_peaks(crops: Crops, grid: Grid) -> np.ndarray:
-    """(N, 2) a fixed guess per part: the window centre nearest the part's mean position over
-    the labelled crops where it is visible (what knowing only where parts usually are gives)."""
-    lab = crops.indices("labelled")
-    centres = grid.all_centres()
-    out = np.zeros((len(PARTS), 2))
-    for i, part in enumerate(PARTS):
-        rows = lab[crops.visible[lab, i]]
-        if not len(rows):
-            raise ValueError(f"no labelled crop shows part {part}: no position prior; use more labelled crops")
-        mean = crops.keypoints[rows, i, :2].mean(0)
-        out[i] = centres[np.linalg.norm(centres - mean, axis=1).argmin()]
-    return out
-
-
-def match_parts(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """Best one-to-one assignment of maps to parts: perm[i] = map shown as part i, minimising
-    the summed mean distance between map perm[i]'s peak and keypoint i (over crops where
-    keypoint i is visible)."""
-    n = peaks.shape[1]
-    cost = np.zeros((n, n))
-    for i in range(n):
-        rows = visible[:, i]
-        if not rows.any():
-            raise ValueError(f"no labelled crop shows part {PARTS[i]}: cannot match unsupervised maps "
-                             f"to it; use more labelled crops")
-        cost[i] = np.linalg.norm(peaks[rows] - keypoints[rows, i, None, :2], axis=-1).mean(0)
-    _, perm = linear_sum_assignment(cost)
-    return perm
-
-
-def peak_agreement(peaks_a: np.ndarray, peaks_b: np.ndarray, radius: float) -> float:
-    """Fraction of (crop, part) pairs whose two peaks lie within radius of each other."""
-    return float((np.linalg.norm(peaks_a - peaks_b, axis=-1) <= radius).mean())
-
-
-def chance_agreement(grid: Grid, radius: float) -> float:
-    """peak_agreement of two independent peaks drawn uniformly over the grid (exact)."""
-    c = grid.all_centres()
-    return float((np.linalg.norm(c[:, None] - c[None], axis=-1) <= radius).mean())
-
-
-def distinctness(peaks: np.ndarray) -> float:
-    """Mean over crops of (distinct peak windows among the N maps) / N."""
-    n = peaks.shape[1]
-    return float(np.mean([len({tuple(p) for p in crop}) / n for crop in peaks]))
-
+    return attention_maps(run.ssn, crops.images, features=lambda x: backbone(normalise(x).to(device))).numpy()
 
 # ============================================================================ the study
 
@@ -592,12 +478,24 @@ class DatasetResult:
     unsupervised maps are stored reordered by the assignment, so map i is shown as part i."""
 
     crops: Crops
-    grid: Grid
+    grid: WindowGrid
     features: Optional[torch.Tensor]
-    runs: Dict[Tuple[str, int], TrainedSSN] = field(default_factory=dict)
+    runs: Dict[Tuple[str, int], SSNRun] = field(default_factory=dict)
     maps: Dict[Tuple[str, int], np.ndarray] = field(default_factory=dict)
     peaks: Dict[Tuple[str, int], np.ndarray] = field(default_factory=dict)
     assignment: Dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def run_grid(run: SSNRun, crops: Crops, features: Optional[torch.Tensor] = None) -> WindowGrid:
+    """The run's window grid over the crops, from its SSN and backbone; with the frozen
+    features, also from their size, and the two must agree."""
+    grid = WindowGrid.of(run.ssn, run.extras["backbone"], crops.image_size)
+    if features is not None:
+        seen = WindowGrid(crops.image_size, tuple(features.shape[-2:]), run.ssn.window, run.ssn.padding)
+        if seen != grid:
+            raise ValueError(f"the frozen features' grid {seen} is not the backbone's {grid}: the features "
+                             f"were not computed at the crops' size {crops.image_size}")
+    return grid
 
 
 def run_dataset(name: str, params: StudyParams, progress: bool = True) -> DatasetResult:
@@ -607,19 +505,21 @@ def run_dataset(name: str, params: StudyParams, progress: bool = True) -> Datase
     frozen = None
     if not settings.train_backbone:
         frozen = random_backbone(settings.backbone, crops.images, params.backbone_seed, device=settings.device)
-        feature_size = tuple(frozen[1].shape[-2:])
-    else:
-        feature_size = build_backbone(settings.backbone).feature_size(crops.image_size)
-    result = DatasetResult(crops, Grid(crops.image_size, feature_size, settings.window),
-                           None if frozen is None else frozen[1])
+    features = None if frozen is None else frozen[1]
+    result = None
     labelled = crops.indices("labelled")
     for strategy, seed in tqdm(list(itertools.product(STRATEGIES, params.seeds)), desc=f"{name} runs",
                                disable=not progress):
-        run = train_ssn(crops, strategy, settings, seed, frozen, progress)
-        maps = attention_maps(run, crops, result.features)
-        peaks = map_peaks(maps, result.grid)
-        if strategy == "unsupervised":
-            perm = match_parts(peaks[labelled], crops.keypoints[labelled], crops.visible[labelled])
+        run = train_run(crops, strategy, settings, seed, frozen, progress)
+        grid = run_grid(run, crops, features)
+        if result is None:
+            result = DatasetResult(crops, grid, features)
+        elif grid != result.grid:
+            raise ValueError(f"{name}: {strategy} seed {seed} has the window grid {grid}, the study {result.grid}")
+        maps = crop_maps(run, crops, features)
+        peaks = grid.peak_pixels(maps)
+        if strategy == "unsupervised":  # fitted on the labelled crops, applied to every crop
+            perm = match_parts(peaks[labelled], crops.keypoints[labelled], crops.visible[labelled], PARTS)
             result.assignment[seed] = perm
             maps, peaks = maps[:, perm], peaks[:, perm]
         result.runs[(strategy, seed)] = run
@@ -645,18 +545,23 @@ def _mean_pck(results: List[Dict]) -> Dict:
 
 
 def dataset_metrics(result: DatasetResult, params: StudyParams) -> Dict:
+    """One dataset's numbers. The study's rules: a part counts when its visibility is above
+    params.min_visibility (Crops.visible); the radius is params.radius_px; the position prior
+    is fitted on the labelled crops, the unsupervised assignment too (run_dataset)."""
     crops, grid, radius = result.crops, result.grid, params.radius_px
     out: Dict = {"counts": crops.counts(), "pck": {}, "log_n": math.log(len(PARTS))}
+    lab = crops.indices("labelled")
+    prior = position_prior(crops.keypoints[lab], crops.visible[lab], grid, PARTS)
     for role in ("unlabelled", "heldout"):
         idx = crops.indices(role)
         if not len(idx):
             continue
         kp, vis = crops.keypoints[idx], crops.visible[idx]
-        block = {s: _mean_pck([pck(result.peaks[(s, seed)][idx], kp, vis, radius) for seed in params.seeds])
+        block = {s: _mean_pck([pck(result.peaks[(s, seed)][idx], kp, vis, radius, PARTS) for seed in params.seeds])
                  for s in STRATEGIES}
-        block["chance"] = chance_pck(kp, vis, grid, radius)
-        block["prior"] = pck(np.broadcast_to(prior_peaks(crops, grid), kp[..., :2].shape), kp, vis, radius)
-        block["ceiling"] = ceiling_pck(kp, vis, grid, radius)
+        block["chance"] = chance_pck(kp, vis, grid, radius, PARTS)
+        block["prior"] = pck(np.broadcast_to(prior, kp[..., :2].shape), kp, vis, radius, PARTS)
+        block["ceiling"] = ceiling_pck(kp, vis, grid, radius, PARTS)
         out["pck"][role] = block
     out["assignment"] = {str(seed): {p: int(j) for p, j in zip(PARTS, perm)}
                          for seed, perm in result.assignment.items()}
@@ -669,51 +574,96 @@ def dataset_metrics(result: DatasetResult, params: StudyParams) -> Dict:
     out["distinctness"] = {s: float(np.mean([distinctness(result.peaks[(s, seed)][ev]) for seed in params.seeds]))
                            for s in STRATEGIES}
     out["final_loss"] = {s: [result.runs[(s, seed)].final_loss() for seed in params.seeds] for s in STRATEGIES}
+    out["runs"] = [run.record() for run in result.runs.values()]
     return out
-
-
-#: Each claim: (test description, function of one dataset's metrics -> bool or None, whether
-#: the paper states it). The position-prior test is ours: a stricter reading of "finds its part".
-CLAIM_TESTS = {
-    "semi_finds_parts": ("semi-supervised PCK on unlabelled crops >= 2 x chance PCK",
-                         lambda m: _pck(m, "semi-supervised") >= 2 * _pck(m, "chance"), True),
-    "semi_more_readable_than_unsup": ("semi-supervised PCK > unsupervised PCK (best assignment)",
-                                      lambda m: _pck(m, "semi-supervised") > _pck(m, "unsupervised"), True),
-    "semi_more_stable_than_unsup": ("cross-seed peak agreement: semi-supervised > unsupervised "
-                                    "(needs >= 2 seeds)",
-                                    lambda m: None if m["stability"]["semi-supervised"] is None
-                                    else m["stability"]["semi-supervised"] > m["stability"]["unsupervised"],
-                                    True),
-    "unsup_parts_distinct": ("unsupervised final SSN loss < 0.1 log N (the classifier tells its parts "
-                             "apart) and their peaks fall on distinct windows in >= 90% of cases",
-                             lambda m: max(m["final_loss"]["unsupervised"]) < 0.1 * m["log_n"]
-                             and m["distinctness"]["unsupervised"] >= 0.9, True),
-    "semi_beats_position_prior": ("semi-supervised PCK > PCK of a fixed guess at each part's mean "
-                                  "labelled position (not in the paper: does the map locate the part "
-                                  "in each crop rather than where parts usually are?)",
-                                  lambda m: _pck(m, "semi-supervised") > _pck(m, "prior"), False),
-}
 
 
 def _pck(m: Dict, method: str) -> float:
     return m["pck"]["unlabelled"][method]["overall"]
 
 
-def claim_verdicts(per_dataset: Dict[str, Dict]) -> Dict:
-    """{dataset: {claim: {"holds", "test", "paper_claim"}}, "agrees_with_paper": bool}: the
-    paper agrees when every testable claim it states holds on every dataset."""
-    out: Dict = {}
-    verdicts = []
-    for name, m in per_dataset.items():
-        out[name] = {}
-        for claim, (test, fn, from_paper) in CLAIM_TESTS.items():
-            holds = fn(m)
-            holds = None if holds is None else bool(holds)
-            out[name][claim] = {"holds": holds, "test": test, "paper_claim": from_paper}
-            if holds is not None and from_paper:
-                verdicts.append(holds)
-    out["agrees_with_paper"] = bool(verdicts) and all(verdicts)
-    return out
+def _stability(m: Dict) -> str:
+    s = m["stability"]
+    return (f"Cross-seed peak agreement is {s['semi-supervised']:.2f} semi-supervised, {s['unsupervised']:.2f} "
+            f"unsupervised, {s['chance']:.2f} by chance")
+
+
+@dataclass(frozen=True)
+class ClaimTest:
+    """One claim tested on one dataset's metrics: `holds(m)` gives True / False / None (not
+    testable), `numbers(m)` our numbers in words. paper_claim False: our own, stricter check."""
+
+    name: str
+    statement: str
+    test: str
+    holds: Callable[[Dict], Optional[bool]]
+    numbers: Callable[[Dict], str]
+    paper_claim: bool = True
+    untestable: str = ""
+
+
+CLAIM_TESTS: Tuple[ClaimTest, ...] = (
+    ClaimTest("semi_finds_parts",
+              "trained semi-supervised (16 of 128 crops labelled), each attention map finds its part "
+              "(head, hand, knees, feet) on unlabelled people",
+              "semi-supervised PCK on unlabelled crops >= 2 x chance PCK",
+              lambda m: _pck(m, "semi-supervised") >= 2 * _pck(m, "chance"),
+              lambda m: f"Semi-supervised PCK on the unlabelled crops is {_pck(m, 'semi-supervised'):.2f} "
+                        f"against {_pck(m, 'chance'):.2f} for a uniformly random window"),
+    ClaimTest("semi_more_readable_than_unsup",
+              "unsupervised training finds parts that are less human-readable than semi-supervised ones",
+              "semi-supervised PCK > unsupervised PCK (best assignment)",
+              lambda m: _pck(m, "semi-supervised") > _pck(m, "unsupervised"),
+              lambda m: f"PCK on the unlabelled crops is {_pck(m, 'semi-supervised'):.2f} semi-supervised and "
+                        f"{_pck(m, 'unsupervised'):.2f} unsupervised (maps matched to parts on the labelled crops)"),
+    ClaimTest("semi_more_stable_than_unsup",
+              "unsupervised parts are less stable than semi-supervised ones",
+              "cross-seed peak agreement: semi-supervised > unsupervised (needs >= 2 seeds)",
+              lambda m: None if m["stability"]["semi-supervised"] is None
+              else m["stability"]["semi-supervised"] > m["stability"]["unsupervised"],
+              lambda m: _stability(m) if m["stability"]["semi-supervised"] is not None
+              else "Only one seed was trained",
+              untestable="stability compares seeds, and this profile trains only one"),
+    ClaimTest("unsup_parts_distinct",
+              "unsupervised training finds distinct parts",
+              "unsupervised final SSN loss < 0.1 log N (the classifier tells its parts apart) and their peaks "
+              "fall on distinct windows in >= 90% of cases",
+              lambda m: max(m["final_loss"]["unsupervised"]) < 0.1 * m["log_n"]
+              and m["distinctness"]["unsupervised"] >= 0.9,
+              lambda m: f"The unsupervised SSN's final loss is at most {max(m['final_loss']['unsupervised']):.3f} "
+                        f"(0.1 log N = {0.1 * m['log_n']:.3f}) and its peaks are distinct in "
+                        f"{100 * m['distinctness']['unsupervised']:.0f}% of cases"),
+    ClaimTest("semi_beats_position_prior", NOT_IN_PAPER,
+              "semi-supervised PCK > PCK of a fixed guess at each part's mean labelled position (does the map "
+              "locate the part in each crop rather than where parts usually are?)",
+              lambda m: _pck(m, "semi-supervised") > _pck(m, "prior"),
+              lambda m: f"Semi-supervised PCK on the unlabelled crops is {_pck(m, 'semi-supervised'):.2f} against "
+                        f"{_pck(m, 'prior'):.2f} for a fixed window at each part's mean labelled position",
+              paper_claim=False),
+)
+
+#: What each dataset's claims were measured on (Claim.data, with the profile).
+DATA_LABELS = {"real": "PKU-Reid subset crops (MediaPipe keypoints)",
+               "synthetic": "synthetic-world crops (exact keypoints)"}
+
+
+def claim_name(dataset: str, claim: str) -> str:
+    """A claim's name in the study's list: unique across datasets."""
+    return f"{dataset}: {claim}"
+
+
+def claim_verdicts(per_dataset: Dict[str, Dict], profile: str) -> List[Claim]:
+    """Every claim of CLAIM_TESTS on every dataset (named by claim_name)."""
+    claims = []
+    for dataset, m in per_dataset.items():
+        for t in CLAIM_TESTS:
+            holds = t.holds(m)
+            claims.append(Claim(name=claim_name(dataset, t.name), source=SOURCE, statement=t.statement,
+                                holds=None if holds is None else bool(holds),
+                                detail=f"{t.numbers(m)}; test: {t.test}.",
+                                data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
+                                paper_claim=t.paper_claim, reason=t.untestable if holds is None else ""))
+    return claims
 
 
 def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_time_s: float) -> Dict:
@@ -729,8 +679,8 @@ def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_t
         "grid_size_hw": list(any_result.grid.size),
         "pck_radius_px": params.radius_px,
         "datasets": per_dataset,
-        "claims": claim_verdicts(per_dataset),
-        "wall_time_s": round(float(wall_time_s), 1),
+        "claims": claims_to_records(claim_verdicts(per_dataset, params.profile)),
+        WALL_TIME_KEY: round(float(wall_time_s), 1),
     }
 
 
