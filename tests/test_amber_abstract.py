@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ssn3dlib.studies import amber_abstract as aa
+from ssn3dlib.studies.toolkit import by_name, claims_from_records, peak_windows
 
 GRID = (102, 142)
 
@@ -141,11 +142,6 @@ def test_motif_report_finds_the_part_that_sits_on_a_motif():
     assert absent["deep_blue_block"] == {"occurrences": 0}
 
 
-def test_distinct_windows_counts_parts_on_different_windows():
-    windows = np.array([[[0, 0], [0, 0], [1, 2], [3, 4]], [[5, 5], [6, 6], [7, 7], [8, 8]]])
-    assert aa.distinct_windows(windows) == pytest.approx((3 / 4 + 1) / 2)
-
-
 def report_entry(hit, chance_p95, untrained, occurrences=10):
     return {"occurrences": occurrences, "best_part": 0, "hit_rate_best_part": hit,
             "hit_rate_any_part": hit, "chance_single_window": 0.02, "chance_any_part": 0.17,
@@ -153,18 +149,34 @@ def report_entry(hit, chance_p95, untrained, occurrences=10):
             "untrained_hit_rate_best_part": untrained}
 
 
+def claims_of(reports):
+    return by_name(aa.check_claims(SimpleNamespace(reports=reports), profile="test"))
+
+
 def test_claims_use_the_heldout_paintings_and_every_motif():
     good = {m: report_entry(0.6, 0.2, 0.3) for m in aa.MOTIFS}
     bad_train = {m: report_entry(0.0, 0.2, 0.3) for m in aa.MOTIFS}
-    claims = aa.check_claims(SimpleNamespace(reports={"train": bad_train, "heldout": good}))
-    assert claims["parts_find_motifs"]["holds"] and claims["training_beats_untrained"]["holds"]
-    assert claims["parts_find_motifs"]["detail"].startswith("heldout")
+    claims = claims_of({"train": bad_train, "heldout": good})
+    found, control = claims["parts_find_motifs"], claims["training_beats_untrained"]
+    assert found.holds and control.holds
+    assert found.paper_claim and found.statement == aa.PAPER_CLAIM and found.source == "Fig. 6"
+    assert not control.paper_claim                         # our control, never counted as the paper's
+    assert found.detail.startswith("On the held-out paintings 3 of 3 motifs are found above chance")
+    assert "part 0 hits it in 60% of its 10 paintings" in found.detail
+    assert found.data == "generated abstract paintings (held-out set); profile test"
     one_missed = dict(good, light_blue_protuberance=report_entry(0.15, 0.2, 0.1))
-    claims = aa.check_claims(SimpleNamespace(reports={"heldout": one_missed}))
-    assert not claims["parts_find_motifs"]["holds"] and claims["training_beats_untrained"]["holds"]
+    claims = claims_of({"heldout": one_missed})
+    assert not claims["parts_find_motifs"].holds and claims["training_beats_untrained"].holds
+    assert "2 of 3 motifs" in claims["parts_find_motifs"].detail
     untrained_better = dict(good, deep_blue_block=report_entry(0.6, 0.2, 0.7))
-    claims = aa.check_claims(SimpleNamespace(reports={"train": untrained_better}))
-    assert claims["parts_find_motifs"]["holds"] and not claims["training_beats_untrained"]["holds"]
+    claims = claims_of({"train": untrained_better})
+    assert claims["parts_find_motifs"].holds and not claims["training_beats_untrained"].holds
+    assert "training set" in claims["parts_find_motifs"].data
+
+
+def test_claims_without_a_planted_motif_are_not_testable():
+    claims = claims_of({"heldout": {m: {"occurrences": 0} for m in aa.MOTIFS}})
+    assert all(c.holds is None and "no motif is planted" in c.reason for c in claims.values())
 
 
 # ---------------------------------------------------------------- the study end to end
@@ -182,7 +194,7 @@ def tiny_study():
 
 def test_study_trains_and_scores_every_set(tiny_study):
     r = tiny_study
-    assert len(r.run.losses) == 6 and not r.run.model.training
+    assert len(r.run.losses) == 6 and not r.run.ssn.training
     assert abs(r.run.losses[0] - r.run.log_n) < 0.1 * r.run.log_n   # a fresh SSN starts at log N
     assert set(r.reports) == {"train", "heldout"}
     assert r.windows["heldout"].shape == (4, 9, 2)
@@ -191,19 +203,37 @@ def test_study_trains_and_scores_every_set(tiny_study):
     assert maps.shape == (2, 9, *GRID)
     torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.ones(2, 9))
     # The found windows are the maps' argmax.
-    assert (aa.found_windows(maps) == r.windows["train"][:2]).all()
+    assert (peak_windows(maps) == r.windows["train"][:2]).all()
+    # The maps are those of the normalised paintings (the training mean and std, kept with the run).
+    mean, std = r.run.extras["mean"], r.run.extras["std"]
+    assert mean.shape == std.shape == (1, 3, 1, 1)
+    with torch.no_grad():
+        direct = r.run.ssn((r.sets["train"].images[:2] - mean) / std, with_loss=False).maps
+    torch.testing.assert_close(maps, direct)
+
+
+def test_batches_go_through_every_painting_once_per_epoch():
+    inputs = torch.arange(7.0)[:, None]
+    next_batch = aa.painting_batches(inputs, 3, torch.Generator().manual_seed(0))
+    drawn = torch.cat([next_batch()["x"][:, 0] for _ in range(7)])   # 21 = 3 epochs of 7
+    for epoch in range(3):
+        assert sorted(drawn[7 * epoch:7 * (epoch + 1)].tolist()) == list(range(7))
 
 
 def test_study_metrics_hold_the_documented_keys(tiny_study):
     metrics = json.loads(json.dumps(aa.study_metrics(tiny_study, "smoke", wall_time_s=3.21)))
     assert {"study", "profile", "parameters", "paper_claim", "hit_definition", "image_size_hw",
-            "grid_size_hw", "final_loss", "log_n", "first_step_below_10pct_log_n", "motifs", "claims",
-            "wall_time_s", "torch_threads", "distinct_windows_per_painting", "motifs_found_above_chance",
-            "train_seconds"} <= set(metrics)
+            "grid_size_hw", "run", "motifs", "claims", "wall_time_s", "torch_threads",
+            "distinct_windows_per_painting", "motifs_found_above_chance"} <= set(metrics)
+    assert metrics["wall_time_s"] == 3.2
     assert set(metrics["motifs_found_above_chance"]) == {"train", "heldout"}
     assert metrics["grid_size_hw"] == [102, 142] and metrics["parameters"]["window"] == 19
     assert set(metrics["motifs"]) == {"train", "heldout"}
-    assert all(isinstance(c["holds"], bool) for c in metrics["claims"].values())
+    assert metrics["run"]["steps"] == 6 and metrics["run"]["num_parts"] == 9 and "wall_time_s" in metrics["run"]
+    claims = claims_from_records(metrics["claims"])
+    assert [(c.name, c.paper_claim) for c in claims] == [("parts_find_motifs", True),
+                                                        ("training_beats_untrained", False)]
+    assert all(c.data.endswith("profile smoke") for c in claims)
 
 
 def test_figures_and_the_picker(tiny_study):

@@ -7,7 +7,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from ssn3dlib.models import SelfSeparatedNetwork
 from ssn3dlib.studies import random_maps as rm
+from ssn3dlib.studies.toolkit import SSNRun, attention_maps, by_name, claims_from_records, peak_windows
 
 
 def curve(start, end, steps=100, at=None):
@@ -15,11 +17,16 @@ def curve(start, end, steps=100, at=None):
     return [start if at is None or i < at else end for i in range(steps)]
 
 
+def made_run(dist, n, losses, seed=0):
+    """A run with the given loss curve (its SSN is only there to say N)."""
+    return SSNRun(SelfSeparatedNetwork(1, n, window=1, hidden=2), seed, {"distribution": dist}, losses)
+
+
 def run(dist, n, at, seed=0, end=0.01):
     log_n = math.log(n)
     if dist == "ones":
-        return rm.RandomMapsRun(dist, n, curve(log_n + 1e-6, log_n + 1e-6), seed=seed)
-    return rm.RandomMapsRun(dist, n, curve(log_n, end, at=at), seed=seed)
+        return made_run(dist, n, curve(log_n + 1e-6, log_n + 1e-6), seed=seed)
+    return made_run(dist, n, curve(log_n, end, at=at), seed=seed)
 
 
 def paper_like_runs():
@@ -28,44 +35,42 @@ def paper_like_runs():
             + [run("ones", n, None) for n in (3, 6, 9)])
 
 
-def test_run_final_loss_and_convergence_step():
-    r = rm.RandomMapsRun("gaussian", 3, [1.0] * 90 + [0.5] * 5 + [0.2] * 5)
-    assert r.final_loss() == pytest.approx(0.2)   # last 5% = last 5 of 100 steps
-    assert r.first_step_below(0.5 / math.log(3)) == 95
-    assert r.first_step_below(0.1) is None
-    summary = r.summary()
-    assert summary["first_step_below_10pct_log_n"] is None and summary["log_n"] == pytest.approx(math.log(3))
-    with pytest.raises(ValueError, match="no recorded steps"):
-        rm.RandomMapsRun("gaussian", 3).final_loss()
+def holds(runs):
+    return {c.name: c.holds for c in rm.check_claims(runs)}
 
 
 def test_all_claims_hold_on_paper_like_curves():
-    claims = rm.check_claims(paper_like_runs())
-    assert set(claims) == {"noise_converges", "ones_stay_at_log_n", "larger_n_converges_later",
-                           "gaussian_faster_than_uniform"}
-    assert all(c["holds"] for c in claims.values()), claims
-    assert all(c["paper"] for c in claims.values())
+    claims = rm.check_claims(paper_like_runs(), data="hand-made curves; profile test")
+    assert [c.name for c in claims] == ["noise_converges", "ones_stay_at_log_n", "larger_n_converges_later",
+                                        "gaussian_faster_than_uniform"]
+    assert all(c.holds and c.paper_claim and c.source == "Fig. 5" for c in claims), claims
+    assert all(c.data == "hand-made curves; profile test" for c in claims)
+    # Every detail states our numbers: the median steps of the hand-made curves.
+    assert "N=3 at 10, N=6 at 20, N=9 at 30" in by_name(claims)["larger_n_converges_later"].detail
+    assert "N=3: 10 against 40" in by_name(claims)["gaussian_faster_than_uniform"].detail
 
 
 def test_each_claim_fails_on_the_curves_that_contradict_it():
     runs = paper_like_runs()
     runs[4] = run("uniform", 6, None)                       # uniform N=6 never converges
-    claims = rm.check_claims(runs)
-    assert not claims["noise_converges"]["holds"]
-    assert not claims["larger_n_converges_later"]["holds"]  # never (inf) before N=9 at 60
-    assert claims["ones_stay_at_log_n"]["holds"]
+    claims = by_name(rm.check_claims(runs))
+    assert not claims["noise_converges"].holds
+    assert claims["noise_converges"].detail.startswith("5 of 6 Gaussian and uniform runs")
+    assert not claims["larger_n_converges_later"].holds     # never (inf) before N=9 at 60
+    assert "N=6 at never" in claims["larger_n_converges_later"].detail
+    assert claims["ones_stay_at_log_n"].holds
 
     runs = paper_like_runs()
     runs[2] = run("gaussian", 9, 5)                         # N=9 faster than N=3 and 6
-    assert not rm.check_claims(runs)["larger_n_converges_later"]["holds"]
+    assert not holds(runs)["larger_n_converges_later"]
 
     runs = paper_like_runs()
     runs[0] = run("gaussian", 3, 45)                        # Gaussian N=3 slower than uniform N=3
-    assert not rm.check_claims(runs)["gaussian_faster_than_uniform"]["holds"]
+    assert not holds(runs)["gaussian_faster_than_uniform"]
 
     runs = paper_like_runs()
-    runs[7] = rm.RandomMapsRun("ones", 6, curve(math.log(6), 1.0, at=50))  # all-ones that "learns"
-    assert not rm.check_claims(runs)["ones_stay_at_log_n"]["holds"]
+    runs[7] = made_run("ones", 6, curve(math.log(6), 1.0, at=50))  # all-ones that "learns"
+    assert not holds(runs)["ones_stay_at_log_n"]
 
 
 def test_convergence_step_of_a_setting_is_the_median_over_seeds():
@@ -83,12 +88,12 @@ def test_one_slow_seed_does_not_decide_the_order_of_n():
     runs = paper_like_runs()
     runs.append(run("uniform", 9, 45, seed=1))   # faster than N=6's 50 ...
     runs.append(run("uniform", 9, 70, seed=2))   # ... but the median (60) is not
-    assert rm.check_claims(runs)["larger_n_converges_later"]["holds"]
+    assert holds(runs)["larger_n_converges_later"]
 
 
 def test_claims_without_their_runs_are_left_out():
-    claims = rm.check_claims([run("gaussian", 3, 10), run("gaussian", 6, 20)])
-    assert set(claims) == {"noise_converges", "larger_n_converges_later"}
+    assert set(holds([run("gaussian", 3, 10), run("gaussian", 6, 20)])) == {"noise_converges",
+                                                                            "larger_n_converges_later"}
 
 
 def test_study_params_refuse_bad_settings():
@@ -125,12 +130,13 @@ def small_study():
 
 def test_study_runs_every_setting_and_seed(small_study):
     params, runs = small_study
-    assert [(r.distribution, r.num_parts, r.seed) for r in runs] == [
+    assert [(rm.distribution_of(r), r.num_parts, r.seed) for r in runs] == [
         (d, n, s) for d in ("gaussian", "ones") for n in (3, 5) for s in (0, 1)]
-    assert all(len(r.losses) == 40 and r.model is not None and not r.model.training for r in runs)
+    assert all(len(r.losses) == 40 and not r.ssn.training for r in runs)
+    assert all(p.device.type == "cpu" for r in runs for p in r.ssn.parameters())
     # Different seeds are different runs.
     assert runs[0].losses != runs[1].losses
-    gaussian = [r for r in runs if r.distribution == "gaussian"]
+    gaussian = [r for r in runs if rm.distribution_of(r) == "gaussian"]
     assert all(r.final_loss() < 0.5 * r.log_n for r in gaussian)
 
 
@@ -143,8 +149,12 @@ def test_metrics_are_json_records_with_the_documented_keys(small_study):
     assert metrics["parameters"]["seeds"] == 2 and metrics["parameters"]["num_parts"] == [3, 5]
     assert len(metrics["runs"]) == 8 and len(metrics["settings"]) == 4
     assert {"distribution", "num_parts", "seed", "log_n", "final_loss",
-            "first_step_below_10pct_log_n", "steps", "seconds"} == set(metrics["runs"][0])
-    assert all(isinstance(c["holds"], bool) for c in metrics["claims"].values())
+            "first_step_below_10pct_log_n", "steps", "wall_time_s"} == set(metrics["runs"][0])
+    assert metrics["runs"][1]["seed"] == 1 and metrics["runs"][2]["num_parts"] == 5
+    claims = claims_from_records(metrics["claims"])           # the records read back as claims
+    assert {c.name for c in claims} == {"noise_converges", "ones_stay_at_log_n", "larger_n_converges_later"}
+    assert all(isinstance(c.holds, bool) and c.paper_claim for c in claims)
+    assert all(c.data.endswith("profile smoke") and "8 x 8 x 8" in c.data for c in claims)
 
 
 def test_figures_have_one_panel_per_setting_and_a_map_per_pick(small_study):
@@ -156,11 +166,13 @@ def test_figures_have_one_panel_per_setting_and_a_map_per_pick(small_study):
     assert len(fig.axes[2].lines) == 2 + 2                  # all-ones: never converges
     plt.close(fig)
     maps = rm.sample_maps("gaussian", 3, params.channels, params.size)
-    att = rm.attention_maps(runs[0], maps)
+    att = attention_maps(runs[0].ssn, maps)
     assert att.shape == (3, 3, 6, 6)
-    torch.testing.assert_close(att.sum(dim=(-2, -1)), torch.ones(3, 3))
     fig = rm.attention_figure(runs[0], maps, index=2, part=1)
     assert fig.axes[0].images[0].get_array().shape == (6, 6)
+    # The cross marks the peak window of that sample's part (x = column, y = row).
+    row, col = peak_windows(att[2, 1])
+    assert fig.axes[0].lines[0].get_xydata().tolist() == [[col, row]]
     plt.close(fig)
     with pytest.raises(ValueError, match="part 3 out of range"):
         rm.attention_figure(runs[0], maps, index=0, part=3)

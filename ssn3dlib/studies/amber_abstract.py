@@ -44,7 +44,9 @@ metrics.json keys (stable, read by the report assembler):
 - ``study``: "amber_abstract"; ``profile``; ``parameters`` (every study parameter);
   ``wall_time_s``; ``torch_threads``;
 - ``paper_claim``; ``hit_definition``; ``grid_size_hw``; ``image_size_hw``;
-- ``final_loss`` (mean of the last 5% of steps), ``log_n``, ``first_step_below_10pct_log_n``;
+- ``run``: the training run's record (``SSNRun.record``): ``seed``, ``num_parts``, ``log_n``,
+  ``final_loss`` (mean of the last 5% of steps), ``first_step_below_10pct_log_n``, ``steps``,
+  ``wall_time_s`` (training time);
 - ``motifs.<train|heldout>.<motif>``: ``occurrences``, ``best_part``, ``hit_rate_best_part``,
   ``hit_rate_any_part``, ``chance_single_window``, ``chance_any_part``, ``chance_best_part``,
   ``chance_best_part_p95``, ``untrained_hit_rate_best_part``, ``found_above_chance``
@@ -52,26 +54,31 @@ metrics.json keys (stable, read by the report assembler):
 - ``motifs_found_above_chance.<train|heldout>``: how many motifs are found above chance;
 - ``distinct_windows_per_painting.<train|heldout>``: mean number of distinct found windows
   among the N parts of a painting, over N (1 = every part on its own window);
-- ``train_seconds``: training time;
-- ``claims``: name -> {``paper``, ``holds``, ``detail``} (see ``check_claims``).
+- ``claims``: a list of ``Claim`` records (``ssn3dlib.studies.toolkit.claims``): the paper's
+  ``parts_find_motifs`` and our control ``training_beats_untrained`` (see ``check_claims``).
+
+``train_on_paintings`` trains through ``toolkit.train_ssn`` fed by ``painting_batches``; the run is an
+``SSNRun`` whose ``extras`` hold the input normaliser (``mean``, ``std``).
 """
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from ..attention_plots import (draw_windows, extent_from_centres, overlay_map, part_colors,
-                               show_image, window_centres)
+from ..attention_plots import draw_windows, overlay_map, part_colors, show_image
 from ..engine.distributed import resolve_device
 from ..figures import new_figure
 from ..models import SelfSeparatedNetwork
+from .toolkit import WALL_TIME_KEY, Claim, SSNRun, WindowGrid, attention_maps, claims_to_records, train_ssn
+from .toolkit.part_scoring import distinctness
+from .toolkit.ssn_training import Batch
+from .toolkit.window_grid import peak_windows
 
 PAINTING_SIZE = (480, 640)   # (h, w) painted
 IMAGE_SIZE = (120, 160)      # (h, w) after resizing, what the SSN sees
@@ -80,6 +87,8 @@ MOTIFS = ("deep_blue_block", "orange_diamond_over_blue_stripe", "light_blue_prot
 MOTIF_TITLES = {"deep_blue_block": "deep-blue block",
                 "orange_diamond_over_blue_stripe": "orange diamond over a blue stripe",
                 "light_blue_protuberance": "light-blue protuberance on the left"}
+#: Source of the study's paper claim.
+SOURCE = "Fig. 6"
 PAPER_CLAIM = ("Our SSN model is able to spot similar parts between different paintings: type 1 "
                "captures a light blue protuberance on the left, type 2 an orange diamond above a "
                "blue stripe, type 3 a small deep blue block.")
@@ -295,81 +304,51 @@ def normaliser(images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-@dataclass
-class TrainedSSN:
-    model: SelfSeparatedNetwork
-    mean: torch.Tensor
-    std: torch.Tensor
-    losses: List[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def log_n(self) -> float:
-        return math.log(self.model.num_parts)
-
-    def final_loss(self, fraction: float = 0.05) -> float:
-        """Mean of the last `fraction` of steps (at least one)."""
-        if not self.losses:
-            raise ValueError("this SSN was never trained (no recorded steps)")
-        tail = max(1, int(len(self.losses) * fraction))
-        return float(np.mean(self.losses[-tail:]))
-
-    def first_step_below(self, fraction_of_log_n: float = 0.1) -> Optional[int]:
-        threshold = fraction_of_log_n * self.log_n
-        return next((i for i, v in enumerate(self.losses) if v < threshold), None)
-
-
 def build_ssn(num_parts: int = 9, window: int = 19, hidden: int = 512, seed: int = 0) -> SelfSeparatedNetwork:
     """The unsupervised SSN on raw RGB paintings (no backbone), initialised from `seed`."""
     torch.manual_seed(seed)
     return SelfSeparatedNetwork(3, num_parts, window=window, hidden=hidden, strategy="unsupervised")
 
 
-def train_ssn(paintings: Paintings, num_parts: int = 9, window: int = 19, hidden: int = 512,
+def painting_batches(inputs: torch.Tensor, batch: int, generator: torch.Generator) -> Callable[[], Batch]:
+    """Each step's batch of `inputs`, drawn by epochs of a seeded shuffle (the remainder of one
+    epoch's order is used before the next shuffle is appended)."""
+    order = torch.empty(0, dtype=torch.long)
+
+    def next_batch() -> Batch:
+        nonlocal order
+        if len(order) < batch:
+            order = torch.cat([order, torch.randperm(len(inputs), generator=generator)])
+        idx, order = order[:batch], order[batch:]
+        return {"x": inputs[idx.to(inputs.device)]}
+
+    return next_batch
+
+
+def train_on_paintings(paintings: Paintings, num_parts: int = 9, window: int = 19, hidden: int = 512,
               steps: int = 1000, batch: int = 4, lr: float = 1e-3, weight_decay: float = 5e-4,
-              seed: int = 0, device: str = "cpu", progress: bool = True) -> TrainedSSN:
-    """Unsupervised SSN training on the paintings, batches drawn by epochs of a seeded shuffle."""
+              seed: int = 0, device: str = "cpu", progress: bool = True) -> SSNRun:
+    """Unsupervised SSN training on the normalised paintings; the run's extras hold the
+    normaliser (``mean``, ``std``), the model comes back on the CPU."""
     if steps < 1 or not 1 <= batch <= len(paintings):
         raise ValueError(f"need steps >= 1 and 1 <= batch <= {len(paintings)} paintings, got "
                          f"steps={steps}, batch={batch}")
-    start = time.perf_counter()
     dev = resolve_device(device)
     mean, std = normaliser(paintings.images)
     inputs = ((paintings.images - mean) / std).to(dev)
     model = build_ssn(num_parts, window, hidden, seed).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    order = torch.empty(0, dtype=torch.long)
-    run = TrainedSSN(model, mean, std)
-    model.train()
-    for _ in tqdm(range(steps), desc="SSN on paintings", disable=not progress, leave=False):
-        if len(order) < batch:
-            order = torch.cat([order, torch.randperm(len(paintings), generator=generator)])
-        idx, order = order[:batch], order[batch:]
-        loss = model(inputs[idx.to(dev)], with_loss=True).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run.losses.append(loss.item())
-    run.model = model.cpu().eval()
-    run.seconds = time.perf_counter() - start
+    run = train_ssn(model, painting_batches(inputs, batch, generator), steps, seed, lr=lr,
+                    weight_decay=weight_decay, device=dev, desc="SSN on paintings", progress=progress)
+    run.ssn.cpu()
+    run.extras.update(mean=mean, std=std)
     return run
 
 
-@torch.no_grad()
-def attention_maps(model: SelfSeparatedNetwork, images: torch.Tensor, mean: torch.Tensor,
-                   std: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """(M, N, H', W') attention maps of 0..1 images (normalised by the training mean/std)."""
-    model.eval()
-    return torch.cat([model((images[s:s + chunk] - mean) / std, with_loss=False).maps
-                      for s in range(0, len(images), chunk)])
-
-
-def found_windows(maps: torch.Tensor) -> np.ndarray:
-    """(M, N, 2) int (row, col) of each attention map's argmax window."""
-    m, n, gh, gw = maps.shape
-    flat = maps.reshape(m, n, -1).argmax(dim=-1).numpy()
-    return np.stack([flat // gw, flat % gw], axis=-1)
+def painting_maps(ssn: SelfSeparatedNetwork, images: torch.Tensor, run: SSNRun) -> torch.Tensor:
+    """(M, N, H', W') attention maps of 0..1 images, normalised by `run`'s training mean/std."""
+    mean, std = run.extras["mean"], run.extras["std"]
+    return attention_maps(ssn, images, chunk=16, features=lambda x: (x - mean) / std)
 
 
 # ============================================================================ hits
@@ -433,12 +412,6 @@ def motif_report(windows: np.ndarray, paintings: Paintings, grid_size: Sequence[
     return report
 
 
-def distinct_windows(windows: np.ndarray) -> float:
-    """Mean over paintings of the number of distinct found windows among the N parts, over N."""
-    m, n, _ = windows.shape
-    return float(np.mean([len({tuple(w) for w in windows[i]}) / n for i in range(m)]))
-
-
 # ============================================================================ the study
 
 @dataclass(frozen=True)
@@ -484,7 +457,7 @@ class StudyParams:
 class StudyResult:
     params: StudyParams
     sets: Dict[str, Paintings]              # "train" and, when asked for, "heldout"
-    run: TrainedSSN
+    run: SSNRun                             # extras: the normaliser (mean, std)
     untrained: SelfSeparatedNetwork
     windows: Dict[str, np.ndarray]          # set -> (M, N, 2) found windows of the trained SSN
     untrained_windows: Dict[str, np.ndarray]
@@ -493,7 +466,7 @@ class StudyResult:
     def maps(self, set_name: str, indices: Sequence[int]) -> torch.Tensor:
         """Attention maps of the trained SSN on some paintings of a set."""
         images = self.sets[set_name].images[list(indices)]
-        return attention_maps(self.run.model, images, self.run.mean, self.run.std)
+        return painting_maps(self.run.ssn, images, self.run)
 
 
 def run_study(params: StudyParams, progress: bool = True) -> StudyResult:
@@ -503,62 +476,69 @@ def run_study(params: StudyParams, progress: bool = True) -> StudyResult:
         sets["heldout"] = generate_paintings(params.heldout, params.painting_seed + 1, params.motif_rate,
                                              progress)
     untrained = build_ssn(params.num_parts, params.window, params.hidden, params.seed).eval()
-    run = train_ssn(sets["train"], params.num_parts, params.window, params.hidden, params.steps,
+    run = train_on_paintings(sets["train"], params.num_parts, params.window, params.hidden, params.steps,
                     params.batch, params.lr, params.weight_decay, params.seed, params.device, progress)
     windows, untrained_windows, reports = {}, {}, {}
     for name, paintings in sets.items():
-        windows[name] = found_windows(attention_maps(run.model, paintings.images, run.mean, run.std))
-        untrained_windows[name] = found_windows(attention_maps(untrained, paintings.images, run.mean, run.std))
+        windows[name] = peak_windows(painting_maps(run.ssn, paintings.images, run))
+        untrained_windows[name] = peak_windows(painting_maps(untrained, paintings.images, run))
         reports[name] = motif_report(windows[name], paintings, params.grid_size, params.window,
                                      untrained_windows[name], params.chance_draws, params.seed)
     return StudyResult(params, sets, run, untrained, windows, untrained_windows, reports)
 
 
-def check_claims(result: StudyResult) -> Dict[str, Dict]:
+def check_claims(result: StudyResult, profile: str = "?") -> List[Claim]:
     """The paper's Fig. 6 claim in numbers, on the held-out paintings when there are any:
 
-    - parts_find_motifs: for every planted motif, the best part lands on it more often than
-      the 95th percentile of what a best part reaches with uniform random windows.
-    - training_beats_untrained: for every motif, the trained SSN's best part hits more often
-      than the untrained SSN's (same initialisation) best part. Not the paper's claim, a
-      control: a random network already prefers high-contrast spots such as the deep-blue block.
+    - parts_find_motifs (the paper's): for every planted motif, the best part lands on it more
+      often than the 95th percentile of what a best part reaches with uniform random windows.
+    - training_beats_untrained (our control, not in the paper): for every motif, the trained
+      SSN's best part hits more often than the untrained SSN's (same initialisation) best part;
+      a random network already prefers high-contrast spots such as the deep-blue block.
+    Neither is testable (holds None) when no motif is planted in the scored set.
     """
     set_name = "heldout" if "heldout" in result.reports else "train"
+    set_label = "held-out" if set_name == "heldout" else "training"
+    data = f"generated abstract paintings ({set_label} set); profile {profile}"
     report = {m: e for m, e in result.reports[set_name].items() if e["occurrences"]}
+    untestable = "" if report else f"no motif is planted in the {set_label} paintings"
     above = {m: e["hit_rate_best_part"] > e["chance_best_part_p95"] for m, e in report.items()}
     better = {m: e["hit_rate_best_part"] > e["untrained_hit_rate_best_part"] for m, e in report.items()}
-    return {
-        "parts_find_motifs": {
-            "paper": PAPER_CLAIM, "holds": bool(report) and all(above.values()),
-            "detail": f"{set_name} paintings, {sum(above.values())} of {len(report)} motifs found above "
-                      f"chance; " + "; ".join(
-                f"{MOTIF_TITLES[m]}: part {e['best_part']} hits {100 * e['hit_rate_best_part']:.0f}% of "
-                f"{e['occurrences']} (chance best part {100 * e['chance_best_part']:.0f}%, 95th percentile "
-                f"{100 * e['chance_best_part_p95']:.0f}%)" for m, e in report.items())},
-        "training_beats_untrained": {
-            "paper": "(control, not in the paper) the parts come from training, not from the "
-                     "random network's preferences",
-            "holds": bool(report) and all(better.values()),
-            "detail": f"{set_name} paintings; " + "; ".join(
-                f"{MOTIF_TITLES[m]}: trained {100 * e['hit_rate_best_part']:.0f}%, untrained "
-                f"{100 * e['untrained_hit_rate_best_part']:.0f}%" for m, e in report.items())},
-    }
+
+    def verdict(tests: Dict[str, bool]) -> Optional[bool]:
+        return all(tests.values()) if report else None
+
+    return [
+        Claim("parts_find_motifs", SOURCE, PAPER_CLAIM, verdict(above),
+              f"On the {set_label} paintings {sum(above.values())} of {len(report)} motifs are found above "
+              f"chance: " + "; ".join(
+                  f"the {MOTIF_TITLES[m]}: part {e['best_part']} hits it in {100 * e['hit_rate_best_part']:.0f}% "
+                  f"of its {e['occurrences']} paintings (a best part by chance: "
+                  f"{100 * e['chance_best_part']:.0f}% on average, {100 * e['chance_best_part_p95']:.0f}% at "
+                  f"the 95th percentile)" for m, e in report.items()) + ".",
+              data, reason=untestable),
+        Claim("training_beats_untrained", SOURCE, "", verdict(better),
+              f"Control, the parts come from training and not from the random network's preferences: on the "
+              f"{set_label} paintings the trained SSN's best part beats the untrained one's (same "
+              f"initialisation) on {sum(better.values())} of {len(report)} motifs: " + "; ".join(
+                  f"the {MOTIF_TITLES[m]}: trained {100 * e['hit_rate_best_part']:.0f}%, untrained "
+                  f"{100 * e['untrained_hit_rate_best_part']:.0f}%" for m, e in report.items()) + ".",
+              data, paper_claim=False, reason=untestable),
+    ]
 
 
 def study_metrics(result: StudyResult, profile: str, wall_time_s: float) -> Dict:
     """What the notebook writes to metrics.json (keys documented in the module docstring)."""
-    run = result.run
     return {"study": "amber_abstract", "profile": profile, "parameters": result.params.as_dict(),
             "paper_claim": PAPER_CLAIM, "hit_definition": HIT_DEFINITION,
             "image_size_hw": list(IMAGE_SIZE), "grid_size_hw": list(result.params.grid_size),
-            "final_loss": round(run.final_loss(), 6), "log_n": round(run.log_n, 6),
-            "first_step_below_10pct_log_n": run.first_step_below(0.1),
-            "train_seconds": round(run.seconds, 1),
-            "distinct_windows_per_painting": {k: round(distinct_windows(w), 4) for k, w in result.windows.items()},
+            "run": result.run.record(),
+            "distinct_windows_per_painting": {k: round(distinctness(w), 4) for k, w in result.windows.items()},
             "motifs": result.reports,
             "motifs_found_above_chance": {k: sum(bool(e.get("found_above_chance")) for e in rep.values())
-                                          for k, rep in result.reports.items()}, "claims": check_claims(result),
-            "wall_time_s": round(wall_time_s, 1), "torch_threads": torch.get_num_threads()}
+                                          for k, rep in result.reports.items()},
+            "claims": claims_to_records(check_claims(result, profile)),
+            WALL_TIME_KEY: round(wall_time_s, 1), "torch_threads": torch.get_num_threads()}
 
 
 # ============================================================================ figures
@@ -623,7 +603,7 @@ def hit_rates_figure(result: StudyResult):
     return fig
 
 
-def loss_figure(run: TrainedSSN):
+def loss_figure(run: SSNRun):
     """The SSN loss over training steps, log N dashed."""
     fig, ax = new_figure(4.5, 2.6)
     ax.plot(run.losses, lw=0.9)
@@ -644,9 +624,9 @@ def part_view(result: StudyResult, set_name: str, index: int, part: int):
         raise ValueError(f"part {part} out of range 0..{result.params.num_parts - 1}")
     window = result.params.window
     attention = result.maps(set_name, [index])[0, part].numpy()
-    ys, xs = window_centres(attention.shape, IMAGE_SIZE, IMAGE_SIZE, window=window)
+    grid = WindowGrid.of(result.run.ssn, None, IMAGE_SIZE)
     fig, axes = new_figure(7.2, 2.9, ncols=2)
-    overlay_map(axes[0], paintings.images[index], attention, extent_from_centres(ys, xs))
+    overlay_map(axes[0], paintings.images[index], attention, grid.extent)
     r, c = result.windows[set_name][index, part]
     colour = part_colors(result.params.num_parts)[part]
     draw_windows(axes[0], [(c + (window - 1) / 2, r + (window - 1) / 2)], window, [colour], linewidth=1.5)

@@ -14,22 +14,25 @@ the report assembler):
   time; ``torch_threads``: CPU threads torch used.
 - ``parameters``: the training parameters (steps, batch, channels, size, window, hidden,
   lr, weight_decay, seed, seeds, fixed_set, device, num_parts, distributions).
-- ``runs``: one record per trained run: ``distribution``, ``num_parts``, ``seed``, ``log_n``,
-  ``final_loss`` (mean loss of the last 5% of steps), ``first_step_below_10pct_log_n``
-  (first step whose loss is below 0.1 log N, null if never), ``steps``, ``seconds``.
+- ``runs``: one record per trained run (``SSNRun.record``): ``distribution``, ``seed``,
+  ``num_parts``, ``log_n``, ``final_loss`` (mean loss of the last 5% of steps),
+  ``first_step_below_10pct_log_n`` (first step whose loss is below 0.1 log N, null if never),
+  ``steps``, ``wall_time_s``.
 - ``settings``: one record per (distribution, N): ``distribution``, ``num_parts``, ``log_n``,
   ``final_loss`` (mean over seeds), ``first_step_below_10pct_log_n`` (median over seeds,
   null if the median run never gets there), ``seeds``.
-- ``claims``: name -> {``paper``: the paper's statement, ``holds``: bool, ``detail``: str}
-  for ``noise_converges``, ``ones_stay_at_log_n``, ``larger_n_converges_later`` and
+- ``claims``: a list of ``Claim`` records (``ssn3dlib.studies.toolkit.claims``), all the
+  paper's: ``noise_converges``, ``ones_stay_at_log_n``, ``larger_n_converges_later`` and
   ``gaussian_faster_than_uniform`` (see ``check_claims``).
+
+Each run is a toolkit ``SSNRun`` labelled with its ``distribution``; the training loop is
+``toolkit.train_ssn`` fed by ``map_sampler``.
 """
 from __future__ import annotations
 
 import math
 import statistics
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -38,13 +41,13 @@ from tqdm.auto import tqdm
 from ..engine.distributed import resolve_device
 from ..figures import new_figure
 from ..models import SelfSeparatedNetwork
+from .toolkit import WALL_TIME_KEY, Claim, SSNRun, attention_maps, claims_to_records, peak_windows, train_ssn
+from .toolkit.ssn_training import CONVERGED_FRACTION
 
 DISTRIBUTIONS = ("gaussian", "uniform", "ones")
 NUM_PARTS = (3, 6, 9)
-#: A run has converged once its loss is below this fraction of log N (the issue's definition).
-CONVERGED_FRACTION = 0.1
-#: The final loss is the mean over this last fraction of steps (one noisy step does not decide it).
-FINAL_FRACTION = 0.05
+#: Source of every claim of this study.
+SOURCE = "Fig. 5"
 
 
 def map_sampler(distribution: str, batch: int, shape, generator: torch.Generator,
@@ -69,50 +72,20 @@ def map_sampler(distribution: str, batch: int, shape, generator: torch.Generator
     return lambda: pool[torch.randint(0, fixed_set, (batch,), generator=generator)]
 
 
-@dataclass
-class RandomMapsRun:
-    distribution: str
-    num_parts: int
-    losses: List[float] = field(default_factory=list)
-    seed: int = 0
-    seconds: float = 0.0
-    #: The trained SSN (eval mode), for looking at its attention maps afterwards.
-    model: Optional[SelfSeparatedNetwork] = field(default=None, repr=False, compare=False)
+def distribution_of(run: SSNRun) -> str:
+    return run.labels["distribution"]
 
-    @property
-    def log_n(self) -> float:
-        return math.log(self.num_parts)
 
-    @property
-    def name(self) -> str:
-        return f"{self.distribution} N={self.num_parts}"
-
-    def final_loss(self, fraction: float = FINAL_FRACTION) -> float:
-        """Mean of the last `fraction` of steps (at least one)."""
-        if not self.losses:
-            raise ValueError(f"run {self.name} has no recorded steps")
-        tail = max(1, int(len(self.losses) * fraction))
-        return sum(self.losses[-tail:]) / tail
-
-    def first_step_below(self, fraction_of_log_n: float = CONVERGED_FRACTION) -> Optional[int]:
-        """First step whose loss is below fraction x log N, or None if never."""
-        threshold = fraction_of_log_n * self.log_n
-        return next((i for i, v in enumerate(self.losses) if v < threshold), None)
-
-    def summary(self) -> Dict:
-        """The run's record in metrics.json (see the module docstring)."""
-        return {"distribution": self.distribution, "num_parts": self.num_parts, "seed": self.seed,
-                "log_n": round(self.log_n, 6), "final_loss": round(self.final_loss(), 6),
-                "first_step_below_10pct_log_n": self.first_step_below(CONVERGED_FRACTION),
-                "steps": len(self.losses), "seconds": round(self.seconds, 2)}
+def run_name(run: SSNRun) -> str:
+    return f"{distribution_of(run)} N={run.num_parts}"
 
 
 def train_ssn_on_random_maps(distribution: str, num_parts: int, steps: int = 300, batch: int = 128,
                              channels: int = 128, size: int = 16, window: int = 3,
                              hidden: int = 512, lr: float = 1e-3, weight_decay: float = 5e-4,
                              seed: int = 0, fixed_set: Optional[int] = None,
-                             device: str = "cpu", progress: bool = True) -> RandomMapsRun:
-    """Train an SSN with Adam on random maps; returns the loss of every step.
+                             device: str = "cpu", progress: bool = True) -> SSNRun:
+    """Train an SSN with Adam on random maps; the run (labels: distribution) keeps every step's loss.
 
     Defaults are the paper's (128 x 16 x 16, k = 3, batch 128, Adam, wd 5e-4);
     lr is not given in the paper for this study. device: cpu, cuda, cuda:N or auto; maps are
@@ -120,23 +93,15 @@ def train_ssn_on_random_maps(distribution: str, num_parts: int, steps: int = 300
     """
     if steps < 1 or batch < 1:
         raise ValueError(f"steps and batch must be positive, got steps={steps}, batch={batch}")
-    start = time.perf_counter()
     dev = resolve_device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     sample = map_sampler(distribution, batch, (channels, size, size), generator, fixed_set)
     ssn = SelfSeparatedNetwork(channels, num_parts, window=window, hidden=hidden).to(dev)
-    opt = torch.optim.Adam(ssn.parameters(), lr=lr, weight_decay=weight_decay)
-    run = RandomMapsRun(distribution, num_parts, seed=seed)
-    for _ in tqdm(range(steps), desc=f"{distribution} N={num_parts} seed {seed}",
-                  disable=not progress, leave=False):
-        loss = ssn(sample().to(dev), with_loss=True).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run.losses.append(loss.item())
-    run.model = ssn.cpu().eval()
-    run.seconds = time.perf_counter() - start
+    run = train_ssn(ssn, lambda: {"x": sample()}, steps, seed, lr=lr, weight_decay=weight_decay, device=dev,
+                    labels={"distribution": distribution}, desc=f"{distribution} N={num_parts} seed {seed}",
+                    progress=progress)
+    run.ssn.cpu()
     return run
 
 
@@ -188,7 +153,7 @@ class StudyParams:
         return d
 
 
-def run_study(params: StudyParams, progress: bool = True) -> List[RandomMapsRun]:
+def run_study(params: StudyParams, progress: bool = True) -> List[SSNRun]:
     """Every (distribution, N, seed) run, ordered by distribution, then N, then seed."""
     grid = [(d, n, params.seed + s) for d in params.distributions for n in params.num_parts
             for s in range(params.seeds)]
@@ -196,7 +161,7 @@ def run_study(params: StudyParams, progress: bool = True) -> List[RandomMapsRun]
             for d, n, seed in tqdm(grid, desc="random-maps runs", disable=not progress)]
 
 
-def _steps_to_converge(run: RandomMapsRun) -> float:
+def _steps_to_converge(run: SSNRun) -> float:
     """First step below the threshold; never = infinitely late (so it compares as latest)."""
     step = run.first_step_below(CONVERGED_FRACTION)
     return math.inf if step is None else float(step)
@@ -207,7 +172,7 @@ class Setting:
     """All seeds of one (distribution, N)."""
     distribution: str
     num_parts: int
-    runs: List[RandomMapsRun]
+    runs: List[SSNRun]
 
     @property
     def name(self) -> str:
@@ -233,16 +198,28 @@ class Setting:
                 "seeds": len(self.runs)}
 
 
-def group_settings(runs: Sequence[RandomMapsRun]) -> List[Setting]:
+def group_settings(runs: Sequence[SSNRun]) -> List[Setting]:
     """Runs grouped by (distribution, N), in the order they first appear."""
     groups: Dict[tuple, Setting] = {}
     for r in runs:
-        groups.setdefault((r.distribution, r.num_parts), Setting(r.distribution, r.num_parts, [])).runs.append(r)
+        key = (distribution_of(r), r.num_parts)
+        groups.setdefault(key, Setting(*key, [])).runs.append(r)
     return list(groups.values())
 
 
-def check_claims(runs: Sequence[RandomMapsRun], ones_tolerance: float = 0.01) -> Dict[str, Dict]:
-    """The paper's Fig. 5 claims, checked on our runs: name -> {paper, holds, detail}.
+def _step_text(step: float) -> str:
+    return "never" if math.isinf(step) else f"{step:g}"
+
+
+def data_label(params: StudyParams, profile: str) -> str:
+    """What the claims were measured on, as the report shows it."""
+    return (f"random {params.channels} x {params.size} x {params.size} maps, {params.seeds} seed(s) per setting; "
+            f"profile {profile}")
+
+
+def check_claims(runs: Sequence[SSNRun], data: str = "random maps", ones_tolerance: float = 0.01) -> List[Claim]:
+    """The paper's Fig. 5 claims, checked on our runs (every one a paper claim; `data` says
+    what they were measured on).
 
     - noise_converges: every Gaussian and uniform run (every seed) falls below 0.1 log N,
       and its final loss is below 0.1 log N.
@@ -255,12 +232,12 @@ def check_claims(runs: Sequence[RandomMapsRun], ones_tolerance: float = 0.01) ->
     A claim whose runs are absent (e.g. no all-ones runs) is left out.
     """
     settings = {(s.distribution, s.num_parts): s for s in group_settings(runs)}
-    noise = [r for r in runs if r.distribution != "ones"]
-    ones = [r for r in runs if r.distribution == "ones"]
-    claims = {}
+    noise = [r for r in runs if distribution_of(r) != "ones"]
+    ones = [r for r in runs if distribution_of(r) == "ones"]
+    claims = []
 
-    def record(name, paper, holds, detail):
-        claims[name] = {"paper": paper, "holds": bool(holds), "detail": detail}
+    def record(name, statement, holds, detail):
+        claims.append(Claim(name, SOURCE, statement, bool(holds), detail, data))
 
     if noise:
         converged = [r.first_step_below(CONVERGED_FRACTION) is not None
@@ -268,17 +245,17 @@ def check_claims(runs: Sequence[RandomMapsRun], ones_tolerance: float = 0.01) ->
         worst = max(noise, key=lambda r: r.final_loss() / r.log_n)
         record("noise_converges", "The loss can converge to a small value very fast even if the "
                "data is randomly generated.", all(converged),
-               f"{sum(converged)}/{len(noise)} Gaussian/uniform runs below 0.1 log N; highest "
-               f"final loss {worst.final_loss():.3f} ({worst.name}, seed {worst.seed}, "
-               f"0.1 log N = {CONVERGED_FRACTION * worst.log_n:.3f})")
+               f"{sum(converged)} of {len(noise)} Gaussian and uniform runs fall below 0.1 log N and end "
+               f"there; the highest final loss is {worst.final_loss():.3f} ({run_name(worst)}, seed "
+               f"{worst.seed}, where 0.1 log N = {CONVERGED_FRACTION * worst.log_n:.3f}).")
     if ones:
         stay = [abs(r.final_loss() - r.log_n) <= ones_tolerance * r.log_n
                 and min(r.losses) > r.log_n - 1e-4 for r in ones]
         gap = max(abs(r.final_loss() - r.log_n) / r.log_n for r in ones)
         record("ones_stay_at_log_n", "The learning curves of the all-one feature maps do not "
                "converge.", all(stay),
-               f"{sum(stay)}/{len(ones)} all-ones runs stay at log N; largest final gap "
-               f"{100 * gap:.2f}% of log N")
+               f"{sum(stay)} of {len(ones)} all-ones runs stay at log N (never below it, final loss within "
+               f"{100 * ones_tolerance:g}% of it); the largest final gap is {100 * gap:.2f}% of log N.")
     monotone, details = [], []
     for dist in [d for d in DISTRIBUTIONS if d != "ones"]:
         chain = sorted((s for (d, _), s in settings.items() if d == dist), key=lambda s: s.num_parts)
@@ -286,33 +263,36 @@ def check_claims(runs: Sequence[RandomMapsRun], ones_tolerance: float = 0.01) ->
             continue
         steps = [s.steps_to_converge() for s in chain]
         monotone.append(all(a <= b for a, b in zip(steps, steps[1:])))
-        details.append(f"{dist}: " + ", ".join(f"N={s.num_parts} at {v:g}" for s, v in zip(chain, steps)))
+        details.append(f"{dist}: " + ", ".join(f"N={s.num_parts} at {_step_text(v)}" for s, v in zip(chain, steps)))
     if monotone:
         record("larger_n_converges_later", "It seems harder for our model to learn when the number "
-               "of labels increases.", all(monotone), "median steps to 0.1 log N; " + "; ".join(details))
+               "of labels increases.", all(monotone),
+               "The median step (over seeds) at which the loss first falls below 0.1 log N is "
+               + "; ".join(details) + ".")
     pairs = [(settings[("gaussian", n)], settings[("uniform", n)]) for n in sorted({n for _, n in settings})
              if ("gaussian", n) in settings and ("uniform", n) in settings]
     if pairs:
         record("gaussian_faster_than_uniform", "Convergence is faster when the data is more dynamic "
                "(normal rather than 0-1 uniform).",
                all(g.steps_to_converge() <= u.steps_to_converge() for g, u in pairs),
-               "median steps to 0.1 log N; " + "; ".join(
-                   f"N={g.num_parts}: gaussian {g.steps_to_converge():g}, uniform "
-                   f"{u.steps_to_converge():g}" for g, u in pairs))
+               "The median step (over seeds) at which the loss first falls below 0.1 log N is, Gaussian "
+               "against uniform, " + "; ".join(
+                   f"N={g.num_parts}: {_step_text(g.steps_to_converge())} against "
+                   f"{_step_text(u.steps_to_converge())}" for g, u in pairs) + ".")
     return claims
 
 
-def study_metrics(runs: Sequence[RandomMapsRun], params: StudyParams, profile: str,
+def study_metrics(runs: Sequence[SSNRun], params: StudyParams, profile: str,
                   wall_time_s: float) -> Dict:
     """What the notebook writes to metrics.json (keys documented in the module docstring)."""
     return {"study": "random_maps", "profile": profile, "parameters": params.as_dict(),
-            "runs": [r.summary() for r in runs],
+            "runs": [r.record() for r in runs],
             "settings": [s.summary() for s in group_settings(runs)],
-            "claims": check_claims(runs), "wall_time_s": round(wall_time_s, 1),
-            "torch_threads": torch.get_num_threads()}
+            "claims": claims_to_records(check_claims(runs, data_label(params, profile))),
+            WALL_TIME_KEY: round(wall_time_s, 1), "torch_threads": torch.get_num_threads()}
 
 
-def loss_curves_figure(runs: Sequence[RandomMapsRun]):
+def loss_curves_figure(runs: Sequence[SSNRun]):
     """The loss curves like Fig. 5: one panel per (distribution, N), rows = distribution,
     columns = N, one curve per seed; log N dashed, the 0.1 log N threshold dotted, the
     median step of convergence marked."""
@@ -349,28 +329,19 @@ def sample_maps(distribution: str, count: int, channels: int, size: int, seed: i
     return map_sampler(distribution, count, (channels, size, size), torch.Generator().manual_seed(seed))()
 
 
-@torch.no_grad()
-def attention_maps(run: RandomMapsRun, maps: torch.Tensor) -> torch.Tensor:
-    """(M, N, H', W') attention maps of the run's trained SSN on the given maps."""
-    if run.model is None:
-        raise ValueError(f"run {run.name} kept no trained model; train it with "
-                         f"train_ssn_on_random_maps to look at its attention maps")
-    return run.model(maps, with_loss=False).maps
-
-
-def attention_figure(run: RandomMapsRun, maps: torch.Tensor, index: int, part: int):
+def attention_figure(run: SSNRun, maps: torch.Tensor, index: int, part: int):
     """Part `part`'s attention map on sample `index` of `maps` (what the notebook's picker
     shows): the map over window positions, its peak marked."""
     if not 0 <= index < len(maps):
         raise ValueError(f"sample index {index} out of range 0..{len(maps) - 1}")
     if not 0 <= part < run.num_parts:
-        raise ValueError(f"part {part} out of range 0..{run.num_parts - 1} for {run.name}")
-    att = attention_maps(run, maps[index:index + 1])[0, part]
-    r, c = divmod(int(att.argmax()), att.shape[1])
+        raise ValueError(f"part {part} out of range 0..{run.num_parts - 1} for {run_name(run)}")
+    att = attention_maps(run.ssn, maps[index:index + 1])[0, part]
+    r, c = peak_windows(att)
     fig, ax = new_figure(3.4, 3.0)
     im = ax.imshow(att.numpy(), cmap="viridis")
     ax.plot(c, r, "rx", ms=8)
-    ax.set_title(f"{run.name}, seed {run.seed}: sample {index}, part {part}\n"
+    ax.set_title(f"{run_name(run)}, seed {run.seed}: sample {index}, part {part}\n"
                  f"peak at window ({r}, {c}), weight {float(att.max()):.2f}", fontsize=8)
     ax.set(xlabel="window column", ylabel="window row")
     fig.colorbar(im, ax=ax, fraction=0.046)
