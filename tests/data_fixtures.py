@@ -98,3 +98,12 @@ def build_dukemtmc(root: Path, tracklets: Dict[str, Sequence[tuple]], old_naming
                         else f"{pid:04d}_C{cam}_F{f + 8:04d}_X{tid}{f}.jpg")
                 write_image(root / split / f"{pid:04d}" / f"{tid:04d}" / name, seed=f)
     return root
+
+
+def build_pku_reid(root: Path, num_persons: int = 4, views: int = 8) -> Path:
+    """images/<pid:03d>/<cam:02d>_<view>.jpg for cameras 01 and 02, views 1..views."""
+    for pid in range(1, num_persons + 1):
+        for cam in (1, 2):
+            for view in range(1, views + 1):
+                write_image(root / "images" / f"{pid:03d}" / f"{cam:02d}_{view}.jpg", seed=view)
+    return root

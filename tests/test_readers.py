@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data_fixtures import (build_dukemtmc, build_ilidsvid, build_mars, build_prid2011, mars_names,
-                           write_image)
 from ssn3dlib.data.layout import DatasetLayoutError
 from ssn3dlib.data.manifests import load_manifest
 from ssn3dlib.data.readers import read_dataset, read_mars
 from ssn3dlib.data.readers.mars import read_protocol
 from ssn3dlib.paths import data_root
+
+from data_fixtures import build_dukemtmc, build_ilidsvid, build_mars, build_pku_reid, build_prid2011, write_image
 
 SHARED = data_root()
 needs_shared = pytest.mark.skipif(not (SHARED / "mars_info").is_dir(), reason="../shared/data not present")
@@ -210,9 +210,7 @@ def test_pku_subset_is_set_to_set_across_cameras():
 
 
 def test_pku_reader_rejects_wrong_names(tmp_path):
-    for view in range(1, 3):
-        for cam in (1, 2):
-            write_image(tmp_path / "images" / "001" / f"{cam:02d}_{view}.jpg")
+    build_pku_reid(tmp_path, num_persons=1, views=2)
     write_image(tmp_path / "images" / "001" / "03_1.jpg")
     with pytest.raises(DatasetLayoutError, match="does not follow"):
         read_dataset("pku_reid_subset", tmp_path)

@@ -31,11 +31,20 @@ def _fail(message: str) -> int:
 
 # ============================================================================ verify
 
+def _with_protocol_check() -> str:
+    from ..data.readers import DATASETS
+
+    return ", ".join(n for n, i in DATASETS.items() if i.protocol_check)
+
+
 def _add_verify(sub):
+    from ..data.readers import DATASETS
+
+    with_splits = ", ".join(f"{n} 0..{i.num_splits - 1}" for n, i in DATASETS.items() if i.num_splits)
     verify = sub.add_parser("verify", help="check a dataset tree against data_manifests/NAME.yaml")
-    verify.add_argument("name", help="dataset name (a file in data_manifests/)")
+    verify.add_argument("name", help=f"dataset name: {', '.join(DATASETS)}")
     verify.add_argument("--root", type=Path, required=True, help="the dataset's root folder")
-    verify.add_argument("--split", type=int, default=None, help="split index (iLIDS-VID, PRID, PKU)")
+    verify.add_argument("--split", type=int, default=None, help=f"split index ({with_splits})")
     verify.add_argument("--gallery", default=None, help="MARS gallery protocol: official | gallery-only")
     verify.add_argument("--decode", choices=["all", "none"], default="all",
                         help="decode every image (default) or only check that files exist")
@@ -43,7 +52,7 @@ def _add_verify(sub):
                         help="compare with this manifest file instead of data_manifests/NAME.yaml "
                              "(e.g. for a custom subset, or one `ssn3d data synth --write-manifest` wrote)")
     verify.add_argument("--protocol-only", action="store_true",
-                        help="MARS: check only the info/*.mat protocol files (no images needed)")
+                        help=f"check only the protocol files, no images needed ({_with_protocol_check()})")
 
 
 def _print_counts(counts):
@@ -55,26 +64,24 @@ def _print_counts(counts):
 def verify(args) -> int:
     from ..data.layout import DatasetLayoutError, check_images_readable, require_paths
     from ..data.manifests import count_mismatches, load_manifest, total_mismatches, unchecked_counts
-    from ..data.readers import read_dataset
-    from ..data.readers.mars import read_protocol
+    from ..data.readers import dataset_info, read_dataset
 
     try:
         manifest = load_manifest(args.manifest or args.name)
+        info = dataset_info(args.name)
         if args.protocol_only:
-            if args.name != "mars":
-                raise ValueError("--protocol-only applies to mars only")
-            info_dir = args.root / "info" if (args.root / "info").is_dir() else args.root
-            protocol = read_protocol(info_dir)
-            found = {"train": len(protocol["track_train_info"]), "test": len(protocol["track_test_info"]),
-                     "query": len(protocol["query_IDX"])}
-            print(f"mars protocol files in {info_dir}: " + ", ".join(f"{k} {v}" for k, v in found.items()))
-            bad = [f"{k}: found {found[k]}, manifest says {v}" for k, v in manifest["raw_tracks"].items()
-                   if found[k] != v]
+            if info.protocol_check is None:
+                raise ValueError(f"--protocol-only applies to {_with_protocol_check()} only")
+            summary, bad = info.protocol_check(args.root, manifest)
+            print(summary)
             return _report(args.name, bad)
         # Every path the manifest lists, before the reader (whose own checks may list fewer).
         require_paths(args.name, args.root, manifest.get("required", []))
         options = {k: v for k, v in (("split", args.split), ("gallery", args.gallery)) if v is not None}
-        dataset = read_dataset(args.name, args.root, **options)
+        try:
+            dataset = read_dataset(args.name, args.root, **options)
+        except TypeError as err:  # an option this reader does not take
+            raise ValueError(f"{args.name} does not take {options}: {err}") from None
         if args.decode == "all":
             frames = [f for split in (dataset.train, dataset.query, dataset.gallery) for t in split
                       for f in t.frames]
@@ -83,9 +90,10 @@ def verify(args) -> int:
         return _fail(str(err))
     print(f"{manifest['title']} at {dataset.root}  protocol: {dataset.protocol}")
     _print_counts(dataset.counts())
-    expected = manifest["counts"]
-    if args.name == "mars" and dataset.protocol.get("gallery") == "gallery-only":
-        expected = {**expected, **manifest["counts_gallery_only"]}
+    expected = dict(manifest["counts"])
+    for (key, value), section in info.protocol_counts.items():  # e.g. MARS's gallery-only counts
+        if dataset.protocol.get(key) == value:
+            expected.update(manifest[section])
     skipped = unchecked_counts(expected, manifest.get("totals"))
     if skipped:
         print("not checked (null in the manifest): " + ", ".join(skipped))

@@ -14,7 +14,11 @@ REQUIRED_KEYS = ("name", "title", "source", "license", "citation", "layout", "co
 
 
 def manifest_path(name: str) -> Path:
-    return MANIFEST_DIR / f"{name}.yaml"
+    """A registered dataset's manifest (its DatasetInfo says where), else data_manifests/<name>.yaml."""
+    from .registry import _registered
+
+    info = _registered().get(name)
+    return info.manifest_path if info else MANIFEST_DIR / f"{name}.yaml"
 
 
 def load_manifest(name_or_path) -> Dict:

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.registry import RecordField, dataset_info
 from ..data.tracklets import VideoReIDDataset
 from .config import ConfigError, DataConfig, RunConfig
 
-#: The dataset's own keypoint table, used by data.keypoints: auto.
-DEFAULT_KEYPOINT_TABLES = {"synthetic_world": "keypoints.csv", "pku_reid_subset": "keypoints_mediapipe.csv"}
-#: Protocols evaluated as the mean over splits (a model is trained per split).
-SPLIT_DATASETS = {"ilidsvid": 10, "prid2011": 10, "pku_reid_subset": 10}
+#: {name: splits} of the protocols evaluated as the mean over splits (a model is trained per
+#: split): a view of DatasetInfo.num_splits, kept for trainer.train_splits and studies.benchmark.
+SPLIT_DATASETS = RecordField("num_splits")
 
 
 def world_cache_dir() -> Path:
@@ -59,7 +59,7 @@ def prepare_dataset(data: DataConfig, progress: bool = True) -> VideoReIDDataset
     if not root.exists():
         raise ConfigError(f"dataset {data.name!r} not found: {root} does not exist. Set data.root to the "
                           f"dataset folder (relative paths start at $SSN3D_DATA_ROOT) or download it as "
-                          f"data_manifests/{data.name}.yaml describes")
+                          f"{dataset_info(data.name).manifest_path} describes")
     try:
         return read_dataset(data.name, root, **data.options)
     except TypeError as err:  # an option the reader does not take
@@ -90,7 +90,7 @@ def keypoint_table(data: DataConfig, root: Path) -> Optional[Path]:
     if data.keypoints is None:
         return None
     if data.keypoints == "auto":
-        name = DEFAULT_KEYPOINT_TABLES.get(data.name)
+        name = dataset_info(data.name).keypoint_table
         return root / name if name and (root / name).is_file() else None
     path = Path(data.keypoints).expanduser()
     path = path if path.is_absolute() else root / path

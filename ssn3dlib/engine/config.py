@@ -72,7 +72,8 @@ class DataConfig:
     world: Optional[Dict[str, Any]] = None
     #: Keypoint table: "auto" (the dataset's own table if it has one), a path, or None.
     keypoints: Optional[str] = "auto"
-    part_set: str = "benchmark9"
+    #: Part set the keypoints are mapped to. None: the dataset's own (DatasetInfo.part_set).
+    part_set: Optional[str] = None
     size: List[int] = field(default_factory=lambda: [256, 128])
     clip_len: int = 4
     stride: int = 8
@@ -82,6 +83,12 @@ class DataConfig:
     identities_per_batch: int = 8
     instances_per_identity: int = 4
     num_workers: int = 2
+
+    def __post_init__(self):
+        from ..data.readers import DATASETS
+
+        if self.part_set is None and self.name in DATASETS:  # an unknown name fails validation
+            self.part_set = DATASETS[self.name].part_set
 
 
 @dataclass
@@ -118,7 +125,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    #: None: the paper's value for the dataset (0.1 iLIDS-VID/MARS, 0.05 Duke), else 0.1.
+    #: None: the dataset's (DatasetInfo.lambda_ssn: the paper's, 0.1 iLIDS-VID/MARS, 0.05 Duke; else 0.1).
     lambda_ssn: Optional[float] = None
     margin: float = 0.3
 
@@ -194,12 +201,12 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def lambda_ssn(self) -> float:
-        """The SSN loss weight this run uses (the dataset's paper value when unset)."""
-        from ..losses import PAPER_LAMBDA
+        """The SSN loss weight this run uses (the dataset's default when unset)."""
+        from ..data.readers import dataset_info
 
         if self.loss.lambda_ssn is not None:
             return self.loss.lambda_ssn
-        return PAPER_LAMBDA.get(self.data.name, 0.1)
+        return dataset_info(self.data.name).lambda_ssn
 
 
 # ============================================================================ loading
@@ -360,8 +367,8 @@ def _at_least(where: str, value, lo, inclusive: bool = True) -> None:
 
 def validate(config: RunConfig) -> None:
     """Every check that needs no data: names that exist, values that can run."""
-    from ..data.readers import READERS
     from ..data.keypoints import PART_SETS
+    from ..data.readers import DATASETS
     from ..data.temporal import SHORT_POLICIES
     from ..metrics.distance import METRICS
     from ..metrics.rank import AP_DEFINITIONS
@@ -369,7 +376,7 @@ def validate(config: RunConfig) -> None:
 
     d, m, lo, o, s, t, e = (config.data, config.model, config.loss, config.optim, config.schedule,
                             config.train, config.eval)
-    _choice("data.name", d.name, sorted(READERS))
+    _choice("data.name", d.name, sorted(DATASETS))
     _choice("data.part_set", d.part_set, sorted(PART_SETS))
     _choice("data.short", d.short, SHORT_POLICIES)
     if len(d.size) != 2 or min(d.size) < 16:

@@ -9,16 +9,14 @@ import torch
 from ..models.common import VideoOutput
 from .triplet import batch_hard_triplet_loss
 
-#: Paper's lambda per dataset (SPEC section 2); other datasets default to 0.1.
-PAPER_LAMBDA = {"ilidsvid": 0.1, "mars": 0.1, "dukemtmc-videoreid": 0.05}
-
 
 @dataclass
 class SSN3DObjective:
     """Combine the triplet loss on embeddings with the weighted SSN loss.
 
-    lambda_ssn must stay small (paper: L_SSN converges very fast). Models without
-    an SSN (the baselines) simply get the triplet loss.
+    lambda_ssn must stay small (paper: L_SSN converges very fast); a run's default is its
+    dataset's (DatasetInfo.lambda_ssn, via RunConfig.lambda_ssn). Models without an SSN (the
+    baselines) simply get the triplet loss.
     """
 
     lambda_ssn: float = 0.1

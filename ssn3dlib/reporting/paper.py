@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from ..data.registry import RecordField
+
 DATASETS = ("ilidsvid", "mars", "dukemtmc-videoreid")
-DATASET_TITLES = {"ilidsvid": "iLIDS-VID", "mars": "MARS", "dukemtmc-videoreid": "DukeMTMC-VideoReID",
-                  "prid2011": "PRID-2011", "pku_reid_subset": "PKU-Reid subset",
-                  "synthetic_world": "synthetic world"}
+#: {name: title} of the registered datasets (DatasetInfo.title), kept for studies.benchmark;
+#: new code calls ssn3dlib.data.registry.dataset_title.
+DATASET_TITLES = RecordField("title")
 
 #: Tables 3-5: SSN3D (semi-supervised, shared classifier) and the strongest peer, AP3D.
 SOTA: Dict[str, Dict[str, Dict[str, float]]] = {
@@ -37,7 +39,8 @@ SHARING: Dict[str, Dict[str, Dict[str, float]]] = {
                    "dukemtmc-videoreid": {"rank1": 84.9, "mAP": 71.2}}.items()
 }
 
-#: Fig. 3 gives curves, not numbers: the paper's reading of it and its chosen lambdas.
+#: Fig. 3 gives curves, not numbers: the paper's reading of it and its chosen lambdas (the
+#: datasets' records default to the same values: tests/test_dataset_registry.py checks it).
 LAMBDA = {"claim": "best performance at a relatively small lambda (0.1 or 0.05)",
           "chosen": {"ilidsvid": 0.1, "mars": 0.1, "dukemtmc-videoreid": 0.05}}
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import pandas as pd
 
+from ..data.registry import dataset_title
 from ..paths import reports_dir, study_dir
 from . import paper
 from .tables import at_main_lambda, load_runs, render_markdown
@@ -154,7 +155,7 @@ def benchmark_claims(runs: pd.DataFrame, profile: str) -> List[Claim]:
     runs = at_main_lambda(runs) if len(runs) else runs
     ssn = runs[runs["model"] == "ssn3d"] if len(runs) else runs
     for dataset in sorted(set(runs.get("dataset", []))):
-        title = f"{paper.DATASET_TITLES.get(dataset, dataset)}; profile {profile}"
+        title = f"{dataset_title(dataset)}; profile {profile}"
         d = ssn[(ssn["dataset"] == dataset)]
         strat = d[d["shared_classifier"].astype(bool)]
         if strat["strategy"].nunique() >= 2:

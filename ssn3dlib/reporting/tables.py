@@ -13,6 +13,7 @@ from typing import Iterable, List, Optional
 
 import pandas as pd
 
+from ..data.registry import dataset_title
 from . import paper
 
 RUN_KEYS = ("dataset", "model", "strategy", "shared_classifier", "lambda_ssn", "seed", "profile",
@@ -108,7 +109,7 @@ def build_table(table: str, runs: pd.DataFrame) -> pd.DataFrame:
         setting = r["setting"]
         paper_setting = "SSN3D" if setting == "SSN3D" else setting
         rows.append({
-            "dataset": paper.DATASET_TITLES.get(r["dataset"], r["dataset"]),
+            "dataset": dataset_title(r["dataset"]),
             "setting": (setting if table == "fig3" or pd.isna(r["lambda_ssn"])
                         else f"{setting} (lambda {r['lambda_ssn']:g})"),
             "rank-1 (ours)": _fmt(r["rank1_mean"], r["rank1_std"], int(r["rank1_count"])),
@@ -130,11 +131,11 @@ def render_markdown(table: str, runs: pd.DataFrame) -> str:
     lines.append(frame.to_markdown(index=False))
     if table == "fig3":
         lines += ["", f"Paper: {paper.LAMBDA['claim']}; chosen lambda "
-                      + ", ".join(f"{paper.DATASET_TITLES[d]} {v:g}" for d, v in paper.LAMBDA["chosen"].items())
+                      + ", ".join(f"{dataset_title(d)} {v:g}" for d, v in paper.LAMBDA["chosen"].items())
                       + "."]
     if table == "table3-5":
         lines += ["", "Paper column: SSN3D's own row; AP3D, the paper's strongest peer, is "
-                      + "; ".join(f"{paper.DATASET_TITLES[d]} {v['AP3D']['rank1']} rank-1"
+                      + "; ".join(f"{dataset_title(d)} {v['AP3D']['rank1']} rank-1"
                                   for d, v in paper.SOTA.items()) + "."]
     lines += ["", "Paper numbers exist only for iLIDS-VID, MARS and DukeMTMC-VideoReID; other datasets show '–'."]
     return "\n".join(lines) + "\n"

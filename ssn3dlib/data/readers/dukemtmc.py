@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from ..layout import DatasetLayoutError, require_paths, sorted_frames, sorted_subdirs
+from ..registry import DatasetInfo
 from ..tracklets import Tracklet, VideoReIDDataset
 
 NAME = "dukemtmc-videoreid"
@@ -45,3 +46,6 @@ def read_dukemtmc(root: Path) -> VideoReIDDataset:
     require_paths(NAME, root, SPLITS)
     train, query, gallery = (_read_split(root, s) for s in SPLITS)
     return VideoReIDDataset(NAME, root, train, query, gallery, protocol={"gallery": "official folders"})
+
+
+DATASET = DatasetInfo(name=NAME, reader=read_dukemtmc, title="DukeMTMC-VideoReID", lambda_ssn=0.05)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..layout import DatasetLayoutError, manifest_hint, require_paths, sorted_frames, sorted_subdirs
+from ..registry import DatasetInfo
 from ..tracklets import Tracklet, VideoReIDDataset
 
 NAME = "ilidsvid"
@@ -74,3 +75,7 @@ def read_ilidsvid(root: Path, split: int = 0) -> VideoReIDDataset:
     return VideoReIDDataset(NAME, root, train, query, gallery,
                             protocol={"split": split, "num_splits": len(ls_set),
                                       "query_camera": 1, "gallery_camera": 2})
+
+
+DATASET = DatasetInfo(name=NAME, reader=read_ilidsvid, title="iLIDS-VID", num_splits=NUM_SPLITS,
+                      options={"split": f"0..{NUM_SPLITS - 1}"}, lambda_ssn=0.1)

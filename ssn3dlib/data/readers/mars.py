@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..layout import DatasetLayoutError, manifest_hint, require_paths
+from ..registry import DatasetInfo
 from ..tracklets import Tracklet, VideoReIDDataset
 
 NAME = "mars"
@@ -143,3 +144,21 @@ def read_mars(root: Path, gallery: str = "official", check_files: bool = True) -
     return VideoReIDDataset(NAME, root, train, query, gallery_tracks,
                             protocol={"gallery": gallery, "gallery_description": GALLERY_PROTOCOLS[gallery],
                                       "junk_pid": -1, "distractor_pid": 0})
+
+
+def check_protocol_files(root: Path, manifest: Dict) -> Tuple[str, List[str]]:
+    """The info/*.mat files alone (under root/info, or root itself) against the manifest's
+    raw_tracks: a summary line and the mismatches. Needs no images."""
+    info_dir = root / "info" if (root / "info").is_dir() else root
+    protocol = read_protocol(info_dir)
+    found = {"train": len(protocol["track_train_info"]), "test": len(protocol["track_test_info"]),
+             "query": len(protocol["query_IDX"])}
+    summary = f"{NAME} protocol files in {info_dir}: " + ", ".join(f"{k} {v}" for k, v in found.items())
+    return summary, [f"{k}: found {found[k]}, manifest says {v}" for k, v in manifest["raw_tracks"].items()
+                     if found[k] != v]
+
+
+DATASET = DatasetInfo(name=NAME, reader=read_mars, title="MARS", lambda_ssn=0.1,
+                      options={"gallery": " | ".join(GALLERY_PROTOCOLS), "check_files": "true | false"},
+                      protocol_counts={("gallery", "gallery-only"): "counts_gallery_only"},
+                      protocol_check=check_protocol_files)

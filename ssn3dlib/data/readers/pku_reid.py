@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..layout import DatasetLayoutError, manifest_hint, require_paths, sorted_frames, sorted_subdirs
+from ..registry import DatasetInfo
 from ..splits import seeded_halves
 from ..tracklets import Tracklet, VideoReIDDataset
 
@@ -53,3 +54,8 @@ def read_pku_reid(root: Path, split: int = 0, query_camera: int = 1) -> VideoReI
         protocol={"split": split, "num_splits": NUM_SPLITS,
                   "splits": f"seeded halves (numpy default_rng({SPLIT_SEED}))",
                   "query_camera": query_camera, "gallery_camera": gallery_camera, "set_to_set": True})
+
+
+DATASET = DatasetInfo(name=NAME, reader=read_pku_reid, title="PKU-Reid subset", num_splits=NUM_SPLITS,
+                      options={"split": f"0..{NUM_SPLITS - 1}", "query_camera": "1 or 2"},
+                      keypoint_table="keypoints_mediapipe.csv")

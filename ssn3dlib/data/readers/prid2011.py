@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from ..layout import DatasetLayoutError, manifest_hint, require_paths, sorted_frames, sorted_subdirs
+from ..registry import DatasetInfo
 from ..splits import seeded_halves
 from ..tracklets import Tracklet, VideoReIDDataset
 
@@ -71,3 +72,7 @@ def read_prid2011(root: Path, split: int = 0, min_frames: int = 22) -> VideoReID
         gallery=[tracks[p][1] for p in test],
         protocol={"split": split, "num_splits": NUM_SPLITS, "splits": source,
                   "min_frames": min_frames, "persons": len(persons)})
+
+
+DATASET = DatasetInfo(name=NAME, reader=read_prid2011, title="PRID-2011", num_splits=NUM_SPLITS,
+                      options={"split": f"0..{NUM_SPLITS - 1}", "min_frames": "frames in both cameras (22)"})
