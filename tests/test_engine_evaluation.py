@@ -6,8 +6,8 @@ import torch
 
 from ssn3dlib.data import clip_dataset
 from ssn3dlib.data.tracklets import Tracklet, VideoReIDDataset
-from ssn3dlib.engine import ConfigError, evaluate, load_config, mean_over_splits, train
-from ssn3dlib.engine.build import check_evaluable, epoch_schedule
+from ssn3dlib.engine import evaluate, load_config, mean_over_splits, train
+from ssn3dlib.engine.build import epoch_schedule
 from ssn3dlib.engine.evaluator import evaluate_model
 
 from engine_helpers import tiny_config, tiny_world  # noqa: F401 (fixture)
@@ -61,16 +61,6 @@ def test_supervised_strategy_is_evaluated_with_test_frame_keypoints(tiny_world, 
                    progress=False)
     metrics = evaluate(result.paths["last"], progress=False)
     assert metrics["strategy"] == "supervised" and metrics["mAP"] == result.final["mAP"]
-
-
-def test_without_test_frame_keypoints_the_supervised_strategy_is_refused(monkeypatch):
-    def extract_features(model, tracklets, **kwargs):
-        raise AssertionError("not called")
-
-    monkeypatch.setattr(clip_dataset, "extract_features", extract_features)
-    with pytest.raises(ConfigError, match="needs keypoints for every test frame"):
-        check_evaluable(load_config(None, ["model.strategy=supervised"]))
-    check_evaluable(load_config(None, ["model.strategy=unsupervised"]))
 
 
 def test_split_protocol_trains_one_run_per_split_on_pku(tmp_path):

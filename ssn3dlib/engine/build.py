@@ -82,7 +82,7 @@ def check_clip_length(dataset: VideoReIDDataset, data: DataConfig) -> None:
 
 
 def needs_keypoints(config: RunConfig) -> bool:
-    return config.model.name == "ssn3d" and config.model.strategy != "unsupervised"
+    return config.model.capabilities().uses_keypoints
 
 
 def keypoint_table(data: DataConfig, root: Path) -> Optional[Path]:
@@ -115,8 +115,8 @@ def load_keypoints(config: RunConfig, root: Path) -> Optional[Dict[str, np.ndarr
 
 
 def keypoints_at_test_time(config: RunConfig) -> bool:
-    """Only the supervised strategy (keypoint windows, no attention) needs test-frame keypoints."""
-    return config.model.name == "ssn3d" and config.model.strategy == "supervised"
+    """Whether evaluation must pass keypoints (SSN3D: the supervised strategy's keypoint windows)."""
+    return config.model.capabilities().keypoints_at_test
 
 
 def evaluation_keypoints(config: RunConfig, dataset: VideoReIDDataset) -> Optional[Dict[str, np.ndarray]]:
@@ -134,13 +134,9 @@ def build_train_dataset(config: RunConfig, dataset: VideoReIDDataset, keypoints)
 
 
 def model_kwargs(config: RunConfig) -> Dict:
-    """Keyword arguments of the configured model (SSN keys only for SSN3D)."""
-    from .checkpoint import architecture
-
-    kwargs = architecture(config.to_dict()["model"])
-    kwargs.pop("name")
-    kwargs.update(kwargs.pop("options"))
-    if config.model.name == "ssn3d":
+    """Keyword arguments of the configured model (only the keys it takes)."""
+    kwargs = config.model.constructor_kwargs()
+    if config.model.capabilities().train_clip_len:
         kwargs["train_clip_len"] = config.data.clip_len
     if config.model.backbone_weights is not None:
         kwargs["backbone_weights"] = config.model.backbone_weights
@@ -213,15 +209,3 @@ def amp_dtype(config: RunConfig, device: torch.device) -> Optional[torch.dtype]:
         raise ConfigError("train.amp=bf16 is not supported by this GPU; use train.amp=fp16")
     return torch.bfloat16 if mode == "bf16" else torch.float16
 
-
-def check_evaluable(config: RunConfig) -> None:
-    """The supervised strategy needs keypoints for test clips too: refuse before training if
-    feature extraction cannot pass them."""
-    import inspect
-
-    from ..data.clip_dataset import extract_features
-
-    if keypoints_at_test_time(config) and "keypoints" not in inspect.signature(extract_features).parameters:
-        raise ConfigError("model.strategy=supervised needs keypoints for every test frame, which "
-                          "ssn3dlib.data.clip_dataset.extract_features does not provide yet; train the "
-                          "supervised ablation once it does, or use semi-supervised / unsupervised")

@@ -97,8 +97,7 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     from the checkpoint. Returns the metrics plus what the report needs: dataset, model,
     strategy, epochs trained, wall time, device.
     """
-    from .build import amp_dtype as autocast_dtype
-    from .build import build_model, check_evaluable, prepare_dataset, evaluation_keypoints
+    from .build import amp_dtype as autocast_dtype, build_model, evaluation_keypoints, prepare_dataset
     from .checkpoint import check_signature, load_checkpoint, model_signature, unwrap
     from .config import load_config
     from .distributed import resolve_device
@@ -106,7 +105,6 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     start = time.perf_counter()
     payload = load_checkpoint(checkpoint)
     config = load_config(payload["config"], overrides)
-    check_evaluable(config)
     dev = resolve_device(device)
     model = build_model(config)
     check_signature(payload["signature"], model_signature(model, config.to_dict()["model"],
@@ -124,15 +122,15 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
 
 def run_description(config: RunConfig, dataset: Optional[VideoReIDDataset] = None) -> Dict[str, Any]:
     """Dataset, model, strategy, sharing, lambda: what a result row is labelled with."""
-    is_ssn3d = config.model.name == "ssn3d"
+    has_ssn = config.model.capabilities().ssn
     return {
         "dataset": config.data.name,
         "split": config.data.options.get("split"),
         "model": config.model.name,
         "backbone": config.model.backbone,
-        "strategy": config.model.strategy if is_ssn3d else None,
-        "shared_classifier": config.model.shared_classifier if is_ssn3d else None,
-        "lambda_ssn": config.lambda_ssn() if is_ssn3d else None,
+        "strategy": config.model.strategy if has_ssn else None,
+        "shared_classifier": config.model.shared_classifier if has_ssn else None,
+        "lambda_ssn": config.lambda_ssn() if has_ssn else None,
         "input_size": list(config.data.size),
         "clip_len": config.data.clip_len,
         "seed": config.train.seed,

@@ -215,7 +215,6 @@ class _Run:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.amp = build.amp_dtype(config, self.device)
-        build.check_evaluable(config)
         self.dataset = build.prepare_dataset(config.data, progress=self.progress)
         build.check_clip_length(self.dataset, config.data)
         keypoints = build.load_keypoints(config, Path(self.dataset.root))
@@ -233,8 +232,8 @@ class _Run:
         self.model = model
         if ctx.is_distributed:
             find_unused = t.find_unused_parameters
-            if find_unused is None:  # the supervised SSN uses no attention classifier
-                find_unused = config.model.name == "ssn3d" and config.model.strategy == "supervised"
+            if find_unused is None:  # e.g. the supervised SSN uses no attention classifier
+                find_unused = config.model.capabilities().unused_parameters
             self.model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=find_unused)

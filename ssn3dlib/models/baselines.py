@@ -8,12 +8,13 @@
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 import torch
 from torch import nn
 
 from .backbones import Backbone, build_backbone
+from .capabilities import ModelCapabilities
 from .common import EmbeddingHead, VideoOutput, check_clips
 from .part_aggregator import GroupedConv3dBlock
 
@@ -25,6 +26,11 @@ class _FrameBackboneModel(nn.Module):
         super().__init__()
         self.backbone = backbone if isinstance(backbone, Backbone) else build_backbone(
             backbone, weights=backbone_weights)
+
+    @classmethod
+    def capabilities(cls, **_: Any) -> ModelCapabilities:
+        """A plain embedding: no keypoints, no SSN, no maps, whatever the arguments."""
+        return ModelCapabilities()
 
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
         check_clips(clips)

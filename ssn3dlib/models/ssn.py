@@ -24,6 +24,11 @@ from .attention_classifier import AttentionClassifier
 STRATEGIES = ("unsupervised", "semi-supervised", "supervised")
 
 
+def check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown SSN strategy {strategy!r}; choose one of {STRATEGIES}")
+
+
 @dataclass
 class SSNOutput:
     """What one SSN forward returns.
@@ -116,8 +121,7 @@ class SelfSeparatedNetwork(nn.Module):
     def __init__(self, in_channels: int, num_parts: int, window: int = 3, padding: int = 0,
                  hidden: int = 512, strategy: str = "unsupervised", num_classifiers: int = 1):
         super().__init__()
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown SSN strategy {strategy!r}; choose one of {STRATEGIES}")
+        check_strategy(strategy)
         if padding < 0 or num_classifiers < 1:
             raise ValueError(f"padding must be >= 0 and num_classifiers >= 1, got "
                              f"padding={padding}, num_classifiers={num_classifiers}")

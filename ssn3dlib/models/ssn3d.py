@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
 
 from .backbones import Backbone, build_backbone
+from .capabilities import ModelCapabilities
 from .common import EmbeddingHead, VideoOutput, check_clips
 from .part_aggregator import GroupedConv3dBlock
-from .ssn import SelfSeparatedNetwork, keypoints_to_windows
+from .ssn import SelfSeparatedNetwork, check_strategy, keypoints_to_windows
 
 
 @dataclass
@@ -60,6 +61,17 @@ class SSN3D(nn.Module):
             strategy=strategy, num_classifiers=1 if shared_classifier else train_clip_len)
         self.aggregator = GroupedConv3dBlock(num_parts, self.backbone.out_channels, part_dim)
         self.fusion = EmbeddingHead(num_parts * part_dim, embedding_dim)
+
+    @classmethod
+    def capabilities(cls, strategy: str = "semi-supervised", **_: Any) -> ModelCapabilities:
+        """What SSN3D built with these arguments needs and gives: only the strategy matters."""
+        check_strategy(strategy)
+        supervised = strategy == "supervised"  # parts are keypoint windows: no attention, no SSN loss
+        return ModelCapabilities(
+            keypoints_in_training=strategy != "unsupervised", keypoints_at_test=supervised,
+            ssn=True, ssn_loss=not supervised, attention_maps=not supervised,
+            unused_parameters=supervised,  # the attention classifier gets no gradient
+            parts=True, train_clip_len=True)
 
     @property
     def strategy(self) -> str:
