@@ -447,7 +447,8 @@ class StudyParams:
 
     @property
     def grid_size(self) -> Tuple[int, int]:
-        return (IMAGE_SIZE[0] - self.window + 1, IMAGE_SIZE[1] - self.window + 1)
+        """(rows, columns) of window positions: the SSN sees the painting itself."""
+        return WindowGrid(IMAGE_SIZE, IMAGE_SIZE, self.window).size
 
     def as_dict(self) -> Dict:
         return asdict(self)
