@@ -11,6 +11,7 @@ import yaml
 
 from ssn3dlib.data.manifests import load_manifest
 from ssn3dlib.data.readers import DATASETS, DatasetInfo, dataset_info, read_dataset, register_dataset
+from ssn3dlib.data.registry import dataset_title
 from ssn3dlib.data.tracklets import Tracklet, VideoReIDDataset
 from ssn3dlib.engine import build
 from ssn3dlib.engine.config import DataConfig, load_config
@@ -24,7 +25,7 @@ from data_fixtures import build_ilidsvid, build_pku_reid, build_prid2011
 def test_every_dataset_has_its_manifest_a_title_and_reader_options(name):
     info = dataset_info(name)
     assert info.manifest_path.is_file() and load_manifest(name)["name"] == name
-    assert info.title and paper.DATASET_TITLES[name] == info.title
+    assert info.title and dataset_title(name) == info.title
     assert set(info.options) <= set(inspect.signature(info.reader).parameters)
 
 

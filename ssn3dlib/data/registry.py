@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .manifests import MANIFEST_DIR
 from .tracklets import VideoReIDDataset
@@ -101,27 +101,3 @@ def dataset_title(name: str) -> str:
     """The display title, or the name itself for a dataset not registered (e.g. old results)."""
     info = _registered().get(name)
     return info.title if info else name
-
-
-class RecordField(Mapping):
-    """A live, read-only {name: value} view of one DatasetInfo field, leaving out datasets
-    whose value is None: for code written against the per-module tables this replaced."""
-
-    def __init__(self, field_name: str):
-        self.field_name = field_name
-
-    def _values(self) -> Dict[str, Any]:
-        return {name: getattr(info, self.field_name) for name, info in _registered().items()
-                if getattr(info, self.field_name) is not None}
-
-    def __getitem__(self, name: str):
-        return self._values()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values())
-
-    def __len__(self) -> int:
-        return len(self._values())
-
-    def __repr__(self) -> str:
-        return f"RecordField({self.field_name!r}: {self._values()})"

@@ -15,13 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.registry import RecordField, dataset_info
+from ..data.registry import dataset_info
 from ..data.tracklets import VideoReIDDataset
 from .config import ConfigError, DataConfig, RunConfig
-
-#: {name: splits} of the protocols evaluated as the mean over splits (a model is trained per
-#: split): a view of DatasetInfo.num_splits, kept for trainer.train_splits and studies.benchmark.
-SPLIT_DATASETS = RecordField("num_splits")
 
 
 def world_cache_dir() -> Path:

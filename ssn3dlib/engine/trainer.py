@@ -13,9 +13,9 @@ that was never interrupted (bit for bit on CPU; on CUDA up to cuDNN's nondetermi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-import contextlib
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -27,17 +27,36 @@ from torch import nn
 from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
+from ..data.registry import dataset_info
 from . import build
-from .checkpoint import (CheckpointError, capture_rng, check_signature, load_checkpoint, model_signature,
-                         restore_rng, save_checkpoint, seed_everything, unwrap)
-from .config import ConfigError, RunConfig, load_config, save_config
-from .distributed import (DistributedContext, barrier, broadcast_object, configure_threads, gather_objects,
-                          init_distributed, mean_over_ranks, shutdown, sync_buffers)
+from .checkpoint import (
+    CheckpointError,
+    capture_rng,
+    check_signature,
+    load_checkpoint,
+    model_signature,
+    restore_rng,
+    save_checkpoint,
+    seed_everything,
+    unwrap,
+)
+from .config import RESULT_NEUTRAL_KEYS, ConfigError, RunConfig, config_changes, load_config, save_config
+from .distributed import (
+    DistributedContext,
+    barrier,
+    broadcast_object,
+    configure_threads,
+    gather_objects,
+    init_distributed,
+    mean_over_ranks,
+    shutdown,
+    sync_buffers,
+)
 from .evaluator import device_name, evaluate_model, run_description
 
-#: Config keys that may change between a run and its resumption (they do not change results).
-RESUMABLE_CHANGES = {"train.epochs", "train.num_threads", "train.tensorboard", "train.checkpoint_every_steps",
-                     "data.num_workers", "eval.num_workers", "eval.clips_per_batch", "train.device"}
+#: Config keys that may change between a run and its resumption: those that change no result,
+#: and the number of epochs (a finished run can be trained on).
+RESUMABLE_CHANGES = RESULT_NEUTRAL_KEYS | {"train.epochs"}
 #: Record fields that measure time, not training (left out when comparing runs).
 TIMING_KEYS = ("seconds", "clips_per_s", "eval_seconds")
 
@@ -185,19 +204,6 @@ def _channels_last_weights(model: nn.Module) -> None:
                 tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
-def _config_changes(saved: Dict[str, Any], current: Dict[str, Any], prefix: str = "") -> List[str]:
-    keys = sorted(set(saved) | set(current))
-    out = []
-    for k in keys:
-        a, b, name = saved.get(k), current.get(k), f"{prefix}{k}"
-        if isinstance(a, dict) and isinstance(b, dict) and name not in ("data.options", "data.world",
-                                                                         "model.options"):
-            out += _config_changes(a, b, name + ".")
-        elif a != b:
-            out.append(name)
-    return out
-
-
 # ============================================================================ the run
 
 class _Run:
@@ -295,8 +301,7 @@ class _Run:
         path = self.paths["last"]
         payload = load_checkpoint(path)   # on the CPU: RNG states must stay CPU tensors
         check_signature(payload["signature"], self.signature, str(path))
-        changed = [k for k in _config_changes(payload["config"], self.config.to_dict())
-                   if k not in RESUMABLE_CHANGES]
+        changed = config_changes(payload["config"], self.config.to_dict(), ignore=RESUMABLE_CHANGES)
         if changed:
             raise ConfigError(f"cannot resume {path}: the config differs in {', '.join(changed)}. Resume with "
                               f"the run's own config ({self.paths['config']}), or start a fresh run "
@@ -485,9 +490,10 @@ def train_splits(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, 
 
     config = load_config(config, overrides)
     if splits is None:
-        if config.data.name not in build.SPLIT_DATASETS:
+        num_splits = dataset_info(config.data.name).num_splits
+        if num_splits is None:
             raise ConfigError(f"{config.data.name!r} has no split protocol; train it with train()")
-        splits = list(range(build.SPLIT_DATASETS[config.data.name]))
+        splits = list(range(num_splits))
     results = []
     for k in splits:
         split_config = load_config(config, [f"data.options.split={k}"])

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from ..data.registry import RecordField
-
 DATASETS = ("ilidsvid", "mars", "dukemtmc-videoreid")
-#: {name: title} of the registered datasets (DatasetInfo.title), kept for studies.benchmark;
-#: new code calls ssn3dlib.data.registry.dataset_title.
-DATASET_TITLES = RecordField("title")
 
 #: Tables 3-5: SSN3D (semi-supervised, shared classifier) and the strongest peer, AP3D.
 SOTA: Dict[str, Dict[str, Dict[str, float]]] = {
