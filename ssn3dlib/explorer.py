@@ -1,9 +1,13 @@
 """The attention explorer: a trained SSN3D checkpoint, a dataset, and the N attention maps and
 part windows over any tracklet's frames; two checkpoints side by side.
 
-Two faces, one code path:
+One loader, one forward pass, one window grid, whatever shows the maps:
+- `load_model(checkpoint)` rebuilds the model and its run config (refusing a model without
+  attention maps, by its capabilities); `load_run` adds the dataset it was trained on;
+- `frame_maps` runs frames through the model as at test time; `clip_attention` adds the
+  images and the window grid (`LoadedModel.window_grid`, the toolkit's `WindowGrid`);
 - `attention_figure(runs, split, tracklet, frames)` returns a matplotlib figure (what the report
-  and static notebooks use);
+  and static notebooks use); `attention_strip` shows one part's map over a clip's frames;
 - `AttentionExplorer(runs).widget()` is an ipywidgets panel for JupyterLab (split, identity,
   tracklet, first frame, part) that redraws the same figure.
 
@@ -26,26 +30,39 @@ from .data.keypoints import PART_SETS
 from .data.tracklets import Tracklet, VideoReIDDataset
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from .figures import new_figure
+from .studies.toolkit.window_grid import WindowGrid
 
 SPLITS = ("query", "gallery", "train")
 
 
 @dataclass
-class LoadedRun:
-    """A model rebuilt from a checkpoint, its run config and its dataset."""
+class LoadedModel:
+    """A model rebuilt from a checkpoint (eval mode, CPU) and its run config."""
 
     name: str
     model: torch.nn.Module
     config: object            # ssn3dlib.engine.RunConfig
-    dataset: VideoReIDDataset
 
     @property
     def part_names(self) -> List[str]:
+        """The parts of data.part_set when the maps were trained against its keypoints; unnamed
+        ("part i") when they were not (unsupervised maps are in no particular order)."""
         n = self.config.model.num_parts
-        for names in PART_SETS.values():
-            if len(names) == n:
-                return list(names)
-        return [f"part {i + 1}" for i in range(n)]
+        named = self.config.model.capabilities().keypoints_in_training
+        names = PART_SETS.get(self.config.data.part_set) if named else None
+        return list(names) if names is not None and len(names) == n else [f"part {i}" for i in range(n)]
+
+    @property
+    def window_grid(self) -> WindowGrid:
+        """Where the SSN's windows lie on an input image of data.size."""
+        return WindowGrid.of(self.model.ssn, self.model.backbone, self.config.data.size)
+
+
+@dataclass
+class LoadedRun(LoadedModel):
+    """A loaded model and the dataset it was trained on."""
+
+    dataset: Optional[VideoReIDDataset] = None
 
     def tracklets(self, split: str) -> List[Tracklet]:
         if split not in SPLITS:
@@ -53,30 +70,60 @@ class LoadedRun:
         return getattr(self.dataset, split)
 
 
-def load_run(checkpoint: Union[str, Path], name: Optional[str] = None, dataset_root: Optional[str] = None,
-             progress: bool = False) -> LoadedRun:
-    """Rebuild the model of an engine checkpoint (on CPU) and read the dataset it was trained on.
+def load_model(checkpoint: Union[str, Path], name: Optional[str] = None,
+               dataset_root: Optional[str] = None) -> LoadedModel:
+    """Rebuild the model of an engine checkpoint (on CPU, eval mode) with its run config; refuses
+    a model whose capabilities include no attention maps.
 
     dataset_root overrides the config's data.root (e.g. the dataset lives elsewhere on this machine).
     """
-    from .engine.build import build_model, prepare_dataset
+    from .engine.build import build_model
     from .engine.checkpoint import load_checkpoint, unwrap
     from .engine.config import load_config
 
     payload = load_checkpoint(checkpoint)
     config = load_config(payload["config"], [f"data.root={dataset_root}"] if dataset_root else [])
-    if config.model.name != "ssn3d":
+    caps = config.model.capabilities()
+    if not caps.attention_maps:
+        if caps.ssn:
+            raise ValueError(f"{checkpoint} was trained with the {config.model.strategy} strategy: its parts come "
+                             f"from keypoints, not attention maps, so there is nothing to explore")
         raise ValueError(f"{checkpoint} holds a {config.model.name!r} model, which has no attention maps; "
                          f"the explorer shows SSN3D checkpoints")
-    if config.model.strategy == "supervised":
-        raise ValueError(f"{checkpoint} was trained with the supervised strategy: its parts come from "
-                         f"keypoints, not attention maps, so there is nothing to explore")
     model = build_model(config)
     unwrap(model).load_state_dict(payload["model"])
     model.eval()
-    dataset = prepare_dataset(config.data, progress=progress)
     label = name or f"{Path(checkpoint).parent.parent.name}/{Path(checkpoint).name}"
-    return LoadedRun(label, model, config, dataset)
+    return LoadedModel(label, model, config)
+
+
+def load_run(checkpoint: Union[str, Path], name: Optional[str] = None, dataset_root: Optional[str] = None,
+             progress: bool = False) -> LoadedRun:
+    """`load_model` and the dataset the checkpoint was trained on."""
+    from .engine.build import prepare_dataset
+
+    loaded = load_model(checkpoint, name, dataset_root)
+    return LoadedRun(loaded.name, loaded.model, loaded.config,
+                     prepare_dataset(loaded.config.data, progress=progress))
+
+
+def _forward(loaded: LoadedModel, frames: Sequence[torch.Tensor]):
+    """(clip (T, 3, H, W) as the model saw it, maps (T, N, h', w')) of uint8 frames (3, h, w)."""
+    clip = ClipTransform.test(tuple(loaded.config.data.size)).apply(list(frames))
+    with torch.no_grad():
+        maps = loaded.model(clip[None]).maps[0]
+    grid = loaded.window_grid
+    if tuple(maps.shape[-2:]) != grid.size:
+        raise ValueError(f"{loaded.name}: maps over a {tuple(maps.shape[-2:])} grid, but the model's window "
+                         f"grid for {tuple(loaded.config.data.size)} inputs is {grid.size}")
+    return clip, maps
+
+
+def frame_maps(loaded: LoadedModel, frames: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(T, N, h', w') attention maps of uint8 frames (3, h, w), through the model as one clip,
+    preprocessed as at test time. With a shared classifier a frame's maps do not depend on
+    the other frames of the clip, so any frames may go through together."""
+    return _forward(loaded, frames)[1]
 
 
 def _display(clip: torch.Tensor) -> torch.Tensor:
@@ -85,21 +132,16 @@ def _display(clip: torch.Tensor) -> torch.Tensor:
     return (clip * std + mean).clamp(0, 1)
 
 
-@torch.no_grad()
-def clip_attention(run: LoadedRun, tracklet: Tracklet, frames: Sequence[int]):
-    """Images (T, 3, H, W) in 0..1, maps (T, N, h, w) and the plot extent of the window grid
-    for the given frame indices of one tracklet (one clip through the model)."""
+def clip_attention(run: LoadedModel, tracklet: Tracklet, frames: Sequence[int]):
+    """Images (T, 3, H, W) in 0..1, maps (T, N, h, w), the plot extent of the window grid and
+    the side of one window in pixels, for the given frame indices of one tracklet (one clip
+    through the model)."""
+    frames = list(frames)
     if not frames or max(frames) >= len(tracklet) or min(frames) < 0:
-        raise ValueError(f"frames {list(frames)} outside tracklet {tracklet.name} of {len(tracklet)} frames")
-    transform = ClipTransform.test(tuple(run.config.data.size))
-    clip = transform.apply([read_frame(tracklet.frames[i]) for i in frames])
-    out = run.model(clip[None])
-    maps = out.maps[0]                                           # (T, N, gh, gw)
-    feature_size = run.model.backbone(clip[:1]).shape[-2:]
-    ys, xs = ap.window_centres(maps.shape[-2:], clip.shape[-2:], feature_size,
-                               run.config.model.window, run.config.model.padding)
-    window_px = run.config.model.window * clip.shape[-1] / feature_size[-1]
-    return _display(clip), maps, ap.extent_from_centres(ys, xs), window_px
+        raise ValueError(f"frames {frames} outside tracklet {tracklet.name} of {len(tracklet)} frames")
+    clip, maps = _forward(run, [read_frame(tracklet.frames[i]) for i in frames])
+    grid = run.window_grid
+    return _display(clip), maps, grid.extent, grid.window_pixels
 
 
 def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: int = 0,
@@ -142,6 +184,36 @@ def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: 
     return fig
 
 
+def attention_strip(images, maps, part: int, extent, title: str = "", cell=(0.9, 1.8)):
+    """One part's attention map over each frame of a clip (images and maps as `clip_attention`
+    returns them): does it follow the body as the box moves?"""
+    if not 0 <= part < maps.shape[1]:
+        raise ValueError(f"part {part} does not exist; the model has parts 0..{maps.shape[1] - 1}")
+    n = len(images)
+    fig, axes = new_figure(cell[0] * n + 0.4, cell[1] + 0.5, ncols=n, squeeze=False)
+    for t in range(n):
+        ap.overlay_map(axes[0, t], images[t], maps[t, part], extent)
+        axes[0, t].set_title(f"frame {t}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.8, bottom=0.02, wspace=0.05)
+    return fig
+
+
+def show_figure(out, fig) -> None:
+    """Replace an ipywidgets Output's content by `fig` as PNG bytes (renders whatever the
+    matplotlib backend, in JupyterLab and outside a kernel alike) and close the figure."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    out.outputs = ()
+    out.append_display_data(Image(data=buffer.getvalue()))
+
+
 class AttentionExplorer:
     """ipywidgets panel over `attention_figure`: split, identity, tracklet, first frame, part."""
 
@@ -155,14 +227,13 @@ class AttentionExplorer:
 
     def widget(self):
         import ipywidgets as w
-        import matplotlib.pyplot as plt
 
         split = w.Dropdown(options=list(SPLITS), value="query", description="split")
         pid = w.Dropdown(description="identity")
         track = w.Dropdown(description="tracklet")
         start = w.IntSlider(value=0, min=0, max=0, description="first frame")
-        part = w.Dropdown(options=[("all (windows only)", -1)] + [(n, i) for i, n in enumerate(self.runs[0].part_names)],
-                          value=-1, description="part")
+        parts = [(n, i) for i, n in enumerate(self.runs[0].part_names)]
+        part = w.Dropdown(options=[("all (windows only)", -1)] + parts, value=-1, description="part")
         out = w.Output()
 
         def fill_pids(*_):
@@ -180,12 +251,8 @@ class AttentionExplorer:
             n = len(self.runs[0].tracklets(split.value)[track.value])
             start.max = max(0, n - 1)
             frames = list(range(start.value, min(n, start.value + self.clip_frames)))
-            fig = attention_figure(self.runs, split.value, track.value, frames,
-                                   None if part.value < 0 else part.value)
-            # Replace the output's content directly: works in JupyterLab and outside a kernel alike.
-            out.outputs = ()
-            out.append_display_data(fig)
-            plt.close(fig)
+            show_figure(out, attention_figure(self.runs, split.value, track.value, frames,
+                                              None if part.value < 0 else part.value))
 
         split.observe(fill_pids, "value")
         pid.observe(fill_tracks, "value")

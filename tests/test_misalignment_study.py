@@ -1,15 +1,15 @@
 """The misalignment study (notebook 05): the sweep plan, resume, the claim's verdict on
-hand-made results, and one tiny end-to-end sweep through the engine."""
+hand-made results, the study's PCK rules, and one tiny end-to-end sweep through the engine."""
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from ssn3dlib.explorer import clip_attention, load_model
 from ssn3dlib.studies import misalignment as ms
-
+from ssn3dlib.studies.toolkit import WindowGrid, claims_from_records, write_metrics
 
 # ---------------------------------------------------------------- the plan
 
@@ -44,8 +44,8 @@ def test_point_config_changes_only_level_model_strategy_and_seed():
     config = ms.point_config("misalignment_smoke", point)
     assert config.data.world["misalignment"] == 0.5
     assert (config.model.name, config.model.strategy, config.train.seed) == ("ssn3d", "unsupervised", 7)
-    assert ms.config_differences(base.to_dict(), config.to_dict()) == [
-        "data.world.misalignment", "model.strategy", "train.seed"]
+    assert ms.config_differences(base.to_dict(), config.to_dict()) == [   # data.world compares as one value
+        "data.world", "model.strategy", "train.seed"]
     c3d = ms.point_config("misalignment_smoke", ms.SweepPoint(0.0, "c3d", 0))
     assert c3d.model.name == "c3d" and c3d.model.backbone == base.model.backbone
 
@@ -58,8 +58,8 @@ class FakeTrainer:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, point, config, run_dir, fresh):
-        self.calls.append((point.key, fresh))
+    def __call__(self, point, config, run_dir):
+        self.calls.append(point.key)
         return {"rank1": 50.0, "mAP": 40.0 + point.level, "epochs": config.train.epochs}
 
 
@@ -68,7 +68,8 @@ def test_sweep_resumes_finished_points_and_retrains_stale_ones(tmp_path):
     trainer = FakeTrainer()
     first = ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=trainer)
     assert len(trainer.calls) == 4 and not first["resumed"].any()
-    assert all((tmp_path / p.key / "result.json").is_file() for p in points)
+    stored = json.loads((tmp_path / points[0].key / "result.json").read_text())
+    assert stored["wall_time_s"] > 0 and stored["cpu_time_s"] >= 0 and stored["config"]["train"]["seed"] == 0
 
     trainer.calls.clear()
     again = ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=trainer)
@@ -79,29 +80,13 @@ def test_sweep_resumes_finished_points_and_retrains_stale_ones(tmp_path):
     (tmp_path / points[1].key / "result.json").unlink()
     (tmp_path / points[2].key / "result.json").write_text('{"level": 1.0, "mod')
     ms.run_sweep(points, "misalignment_smoke", tmp_path, ["train.num_threads=2"], progress=False, trainer=trainer)
-    assert sorted(k for k, _ in trainer.calls) == sorted([points[1].key, points[2].key])
+    assert sorted(trainer.calls) == sorted([points[1].key, points[2].key])
 
     # a change of budget makes every stored result stale
     trainer.calls.clear()
     rerun = ms.run_sweep(points, "misalignment_smoke", tmp_path, ["train.epochs=1"], progress=False,
                          trainer=trainer)
     assert len(trainer.calls) == 4 and (rerun["epochs"] == 1).all()
-
-
-def test_an_interrupted_point_resumes_only_under_its_own_config(tmp_path):
-    point = ms.SweepPoint(0.5, "c3d", 0)
-    config = ms.point_config("misalignment_smoke", point)
-    run_dir = tmp_path / point.key
-    run_dir.mkdir()
-    trainer = FakeTrainer()
-    (run_dir / "config.yaml").write_text(config.to_yaml())  # killed mid-training, same config
-    ms.run_point(point, config, tmp_path, trainer)
-    other = ms.point_config("misalignment_smoke", point)
-    other.optim.lr = 0.5
-    ms.run_point(point, other, tmp_path, trainer)
-    assert [fresh for _, fresh in trainer.calls] == [False, True]
-    stored = json.loads((run_dir / "result.json").read_text())
-    assert stored["config"]["optim"]["lr"] == 0.5 and stored["wall_seconds"] > 0
 
 
 # ---------------------------------------------------------------- the verdict
@@ -112,7 +97,7 @@ def results_frame(values):
     for (model, level), per_seed in values.items():
         for seed, v in enumerate(per_seed):
             rows.append({"level": level, "model": model, "seed": seed, "rank1": v, "mAP": v,
-                         "wall_seconds": 1.0})
+                         "wall_time_s": 1.0})
     return pd.DataFrame(rows)
 
 
@@ -124,6 +109,17 @@ def test_verdict_supported_when_c3d_degrades_and_ssn3d_recovers():
     assert v["unaligned_drop"]["per_seed"] == {"0": 20.0, "1": 17.0}
     assert v["aligned_drop"]["mean"] == pytest.approx(3.0)
     assert v["gap_at_high"]["min"] == pytest.approx(15.0)
+
+
+def test_only_a_supported_verdict_makes_the_paper_claim_hold():
+    verdicts = {"mAP": {"verdict": "supported", "statement": "mAP: ... Verdict: supported.", "low": 0.0, "high": 1.0},
+                "rank1": {"verdict": "partly supported", "statement": "rank1: ... Verdict: partly supported.",
+                          "low": 0.0, "high": 1.0}}
+    claims = {c.name: c for c in ms.verdict_claims(verdicts, "cpu")}
+    assert claims["central_claim_mAP"].holds is True and claims["central_claim_rank1"].holds is False
+    assert all(c.paper_claim and c.statement == ms.PAPER_CLAIM for c in claims.values())
+    assert claims["central_claim_rank1"].detail == verdicts["rank1"]["statement"]
+    assert "profile cpu" in claims["central_claim_mAP"].data
 
 
 def test_verdict_partly_supported_when_ssn3d_degrades_as_much():
@@ -178,14 +174,6 @@ def test_check_results_catches_missing_points_and_impossible_metrics():
         ms.check_results(bad, points)
 
 
-def test_chance_rank1_counts_true_matches_among_valid_gallery_entries():
-    t = lambda pid, camid: SimpleNamespace(pid=pid, camid=camid)
-    dataset = SimpleNamespace(query=[t(1, 1), t(2, 1)],
-                              gallery=[t(1, 2), t(1, 1), t(2, 2), t(2, 2), t(3, 2)])
-    # query 1: valid gallery = all but (1, 1) -> 1 match in 4; query 2: 2 matches in 5
-    assert ms.chance_rank1(dataset) == pytest.approx(100 * (1 / 4 + 2 / 5) / 2)
-
-
 def test_plot_sweep_draws_one_line_per_model_on_both_metrics():
     df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 46],
                         ("tp", 0.0): [50, 52], ("tp", 1.0): [45, 47]})
@@ -196,18 +184,20 @@ def test_plot_sweep_draws_one_line_per_model_on_both_metrics():
         assert labels == [ms.VARIANTS["c3d"].label, ms.VARIANTS["tp"].label]
 
 
-def test_peak_pck_by_hand():
-    grid = np.array([[0, 0], [10, 0], [0, 10], [10, 10]], dtype=float)
-    truth = np.array([[[0, 0, 1], [10, 10, 1]],
-                      [[10, 0, 1], [0, 10, 0]]], dtype=float)       # the last keypoint is hidden
-    peaks = np.array([[[0, 0], [0, 10]], [[10, 0], [10, 10]]], dtype=float)
+def test_peak_pck_counts_self_occluded_parts_and_matches_on_the_scored_frames():
+    grid = WindowGrid((20, 20), (2, 2), window=1)          # window centres at x, y in {4.5, 14.5}
+    lo, hi = 4.5, 14.5
+    truth = np.array([[[lo, lo, 1.0], [hi, hi, 0.5]],      # 0.5: self-occluded, counts in this study
+                      [[hi, lo, 1.0], [lo, hi, 0.0]]])     # 0: hidden, does not count
+    peaks = np.array([[[lo, lo], [lo, hi]], [[hi, lo], [hi, hi]]])
     r = ms.peak_pck(peaks, truth, grid, radius=3.0)
-    assert r["pck"] == pytest.approx(2 / 3)        # 2 hits among the 3 visible keypoints
+    assert r["pck"] == pytest.approx(2 / 3)        # 2 hits among the 3 counted keypoints
     assert r["chance_pck"] == pytest.approx(0.25)  # each keypoint has 1 of the 4 windows in reach
-    swapped = np.array([[[10, 10], [0, 0]], [[0, 10], [10, 0]]], dtype=float)
+    assert r["matching"] == [0, 1] and r["frames"] == 2
+    swapped = peaks[:, ::-1]
     assert ms.peak_pck(swapped, truth, grid, 3.0)["pck"] == 0.0
-    matched = ms.peak_pck(swapped, truth, grid, 3.0, match_parts=True)
-    assert matched["matching"] == [1, 0] and matched["pck"] == 1.0
+    matched = ms.peak_pck(swapped, truth, grid, 3.0, unnamed=True)   # fitted on these very frames
+    assert matched["matching"] == [1, 0] and matched["pck"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="no visible keypoint"):
         ms.peak_pck(peaks, truth * [1, 1, 0], grid, 3.0)
 
@@ -233,18 +223,22 @@ def test_tiny_sweep_through_the_engine(tmp_path, monkeypatch):
 
     verdicts = {m: ms.claim_verdict(results, m, aligned="ssn3d-unsup") for m in ms.METRICS}
     metrics = ms.study_metrics(results, points, "smoke", {"levels": [0.0, 1.0]}, verdicts, {"0": 25.0}, 1.0)
-    path = ms.write_metrics(metrics, tmp_path / "out")
-    stored = json.loads(path.read_text())
+    stored = json.loads(write_metrics(metrics, tmp_path / "out").read_text())
     assert len(stored["points"]) == 4 and stored["verdicts"]["mAP"]["verdict"] in (
         "supported", "partly supported", "not supported")
     assert {r["model"] for r in stored["per_model"]} == {"ssn3d-unsup", "c3d"}
+    claims = claims_from_records(stored["claims"])
+    assert [c.name for c in claims] == ["central_claim_rank1", "central_claim_mAP"]
+    assert all(c.holds == (verdicts[c.name.split("_")[-1]]["verdict"] == "supported") for c in claims)
+    assert stored["wall_time_s"] == 1.0 and all(p["wall_time_s"] > 0 for p in stored["points"])
 
-    frames, maps, extent, names = ms.clip_attention(
-        tmp_path / "runs" / points[0].key / "checkpoints" / "last.pt", worlds[0.0].query[0], 4)
-    assert frames.shape == (4, 64, 32, 3) and maps.shape[:2] == (4, 9) and len(names) == 9
-    assert np.allclose(maps.reshape(4, 9, -1).sum(-1), 1.0, atol=1e-4)  # each map is a softmax
+    # the explorer shows the sweep's SSN3D checkpoints and refuses the others
+    loaded = load_model(ms.checkpoint_path(tmp_path / "runs", points[0]))
+    assert loaded.part_names == [f"part {i}" for i in range(9)]          # unsupervised maps are unnamed
+    images, maps, extent, _ = clip_attention(loaded, worlds[0.0].query[0], range(4))
+    assert images.shape == (4, 3, 64, 32) and maps.shape[:2] == (4, 9)
     with pytest.raises(ValueError, match="no attention maps"):
-        ms.clip_attention(tmp_path / "runs" / points[1].key / "checkpoints" / "last.pt", worlds[0.0].query[0])
+        load_model(ms.checkpoint_path(tmp_path / "runs", points[1]))
 
     alignment = ms.alignment_sweep(points, worlds, tmp_path / "runs", progress=False)
     assert list(alignment["model"]) == ["ssn3d-unsup", "ssn3d-unsup"]      # SSN3D points only

@@ -13,12 +13,17 @@ identities of its level's world.
 Resume: each point writes ``<work_dir>/<key>/result.json`` when it has been evaluated; a
 later sweep skips it when the stored config is the one it would train now, so an
 interrupted batch continues where it stopped (and a point killed mid-training resumes from
-its engine checkpoint). A point whose config changed is retrained from scratch.
+its engine checkpoint, ``toolkit.engine_runs.train_or_reuse``). A point whose config changed
+is retrained from scratch.
+
+Part alignment (``part_alignment``) scores the SSN's attention peaks against the world's exact
+keypoints with this study's own rules, passed to the toolkit explicitly: a keypoint counts when
+its visibility is above 0 (self-occluded parts too), and unsupervised maps are matched to parts
+on the very frames that are scored (study 03 counts only visibility above 0.5 and fits the
+matching on labelled crops).
 """
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +34,29 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..figures import new_figure
-from .engine_runs import chance_rank1, config_differences  # also part of this module's API (notebook 05)
+from .toolkit import (
+    WALL_TIME_KEY,
+    Claim,
+    WindowGrid,
+    chance_pck,
+    claims_to_records,
+    match_parts,
+    pck,
+    read_json,
+    to_jsonable,
+    visible_keypoints,
+    write_json,
+)
+from .toolkit.engine_runs import chance_rank1, config_differences, epoch_losses, train_or_reuse  # chance_rank1: API
 
 STUDY = "misalignment"
 METRICS = ("rank1", "mAP")
 RESULT_FILE = "result.json"
+#: Per-point CPU time (all threads of this process): the load-independent cost of a point.
+CPU_TIME_KEY = "cpu_time_s"
+#: What the paper claims (Sec. 3), the statement each metric's verdict tests.
+PAPER_CLAIM = ("3D convolution over unaligned feature maps degrades as the person moves inside the box "
+               "from frame to frame; the SSN's part alignment recovers the loss")
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,13 @@ class Variant:
     model: str
     strategy: Optional[str] = None
     color: str = "black"
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the model returns attention maps (what the alignment and the viewer need)."""
+        from ..models import model_capabilities
+
+        return model_capabilities(self.model, **({"strategy": self.strategy} if self.strategy else {})).attention_maps
 
 
 #: The compared models, in plotting order (colours fixed so every figure agrees).
@@ -115,17 +145,9 @@ def point_config(base, point: SweepPoint, overrides: Sequence[str] = ()):
     return load_config(base, list(overrides) + point.overrides())
 
 
-def read_result(path: Path) -> Optional[Dict[str, Any]]:
-    """A stored point result, or None when absent or unreadable (a kill mid-write)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 def point_status(point: SweepPoint, config, work_dir: Path) -> Tuple[str, Optional[Dict[str, Any]]]:
     """("done", result) when a valid result exists; else ("todo" | "stale: <keys>", None)."""
-    result = read_result(Path(work_dir) / point.key / RESULT_FILE)
+    result = read_json(Path(work_dir) / point.key / RESULT_FILE)
     if result is None:
         return "todo", None
     changed = config_differences(result.get("config", {}), config.to_dict())
@@ -134,65 +156,33 @@ def point_status(point: SweepPoint, config, work_dir: Path) -> Tuple[str, Option
     return "done", result
 
 
-def train_point(point: SweepPoint, config, run_dir: Path, fresh: bool) -> Dict[str, Any]:
-    """Train and evaluate one point with the engine; the numbers a result row needs."""
-    from ..engine import train
-
-    result = train(config, run_dir, resume=not fresh, progress=False)
-    if result.final is None:
-        raise RuntimeError(f"{run_dir}: training ended without an evaluation; the engine evaluates after "
-                           f"the last epoch, so the run did not finish")
+def train_point(point: SweepPoint, config, run_dir: Path) -> Dict[str, Any]:
+    """Train and evaluate one point with the engine (continuing or loading what run_dir holds
+    when its config gives the same numbers); the numbers a result row needs. The last epoch's
+    SSN loss says whether the SSN learned at all within the budget (a fresh SSN sits at log N):
+    what makes an SSN3D point mean something."""
+    result = train_or_reuse(config, run_dir)
     final = result.final
     return {"rank1": final["rank1"], "rank5": final["rank5"], "mAP": final["mAP"],
             "ap_definition": final["ap_definition"], "num_query": final["num_query"],
             "num_gallery": final["num_gallery"], "epochs": result.epochs,
-            "train_seconds": result.train_seconds, "eval_seconds": final["eval_seconds"],
-            "device": result.device, **final_losses(run_dir, config.model.name == "ssn3d")}
-
-
-def final_losses(run_dir: Path, has_ssn: bool) -> Dict[str, Optional[float]]:
-    """The last epoch's mean triplet and SSN loss: whether the SSN learned at all within the
-    budget (a fresh SSN sits at log N) is what makes an SSN3D point mean something."""
-    from ..engine import read_metrics
-
-    log = read_metrics(run_dir)
-    epochs = log[log["kind"] == "epoch"] if "kind" in log else log
-    if epochs.empty:
-        return {"steps": None, "final_triplet_loss": None, "final_ssn_loss": None}
-    last = epochs.iloc[-1]
-    return {"steps": int(last["step"]), "final_triplet_loss": float(last["triplet"]),
-            "final_ssn_loss": float(last["ssn"]) if has_ssn else None}
+            "train_time_s": result.train_seconds, "eval_time_s": final["eval_seconds"],
+            "device": result.device, **epoch_losses(run_dir, config.model.capabilities().ssn_loss)}
 
 
 def run_point(point: SweepPoint, config, work_dir: Path,
-              trainer: Callable[[SweepPoint, Any, Path, bool], Dict[str, Any]] = train_point) -> Dict[str, Any]:
-    """Train one point (continuing its engine checkpoint when the config is the same) and
-    write its result.json; returns the result row."""
+              trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point) -> Dict[str, Any]:
+    """Train one point and write its result.json (atomically); returns the result row."""
     run_dir = Path(work_dir) / point.key
-    stored = run_dir / "config.yaml"
-    fresh = False
-    if stored.is_file():  # an interrupted run: resume only what this very config started
-        import yaml
-
-        fresh = bool(config_differences(yaml.safe_load(stored.read_text()) or {}, config.to_dict()))
     start, cpu_start = time.perf_counter(), time.process_time()
-    numbers = trainer(point, config, run_dir, fresh)
+    numbers = trainer(point, config, run_dir)
     v = VARIANTS[point.variant]
     row = {"level": point.level, "model": point.variant, "label": v.label, "engine_model": v.model,
            "strategy": v.strategy, "seed": point.seed, **numbers,
-           "wall_seconds": time.perf_counter() - start,
-           # CPU time of this process (all threads): the load-independent cost of a point
-           "cpu_seconds": time.process_time() - cpu_start, "config": config.to_dict()}
-    _write_json(run_dir / RESULT_FILE, row)
+           WALL_TIME_KEY: time.perf_counter() - start, CPU_TIME_KEY: time.process_time() - cpu_start,
+           "config": config.to_dict()}
+    write_json(run_dir / RESULT_FILE, row)
     return row
-
-
-def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    """Atomic: a result.json is either complete or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def prepare_worlds(base, levels: Iterable[float], overrides: Sequence[str] = (),
@@ -215,7 +205,7 @@ def prepare_worlds(base, levels: Iterable[float], overrides: Sequence[str] = (),
 
 def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], overrides: Sequence[str] = (),
               progress: bool = True,
-              trainer: Callable[[SweepPoint, Any, Path, bool], Dict[str, Any]] = train_point) -> pd.DataFrame:
+              trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point) -> pd.DataFrame:
     """Every point's result (one row each, `resumed` True for those found done).
 
     base: a config name in configs/, a file or a dict; overrides apply to every point.
@@ -241,7 +231,7 @@ def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], ov
 
 # ============================================================================ summaries
 
-RESULT_COLUMNS = ["level", "model", "strategy", "seed", "rank1", "mAP", "wall_seconds"]
+RESULT_COLUMNS = ["level", "model", "strategy", "seed", "rank1", "mAP", WALL_TIME_KEY]
 
 
 def check_results(results: pd.DataFrame, points: Sequence[SweepPoint]) -> None:
@@ -256,7 +246,7 @@ def check_results(results: pd.DataFrame, points: Sequence[SweepPoint]) -> None:
         bad = results[~results[metric].between(0, 100)]
         if len(bad):
             raise AssertionError(f"{metric} outside [0, 100] at {bad[['level', 'model', 'seed']].values.tolist()}")
-    if not (results["wall_seconds"] > 0).all():
+    if not (results[WALL_TIME_KEY] > 0).all():
         raise AssertionError("every point must have a positive wall time")
 
 
@@ -297,7 +287,7 @@ def model_summary(results: pd.DataFrame) -> List[Dict[str, Any]]:
         sel = results[results["model"] == model]
         row: Dict[str, Any] = {"model": model, "label": VARIANTS[model].label,
                                "seeds": sorted(int(s) for s in sel["seed"].unique()),
-                               "mean_wall_seconds": float(sel["wall_seconds"].mean())}
+                               f"mean_{WALL_TIME_KEY}": float(sel[WALL_TIME_KEY].mean())}
         for metric in METRICS:
             d = drop(results, model, metric, low, high)
             row[metric] = {"mean_over_levels": float(sel[metric].mean()),
@@ -367,45 +357,39 @@ def _span(values: pd.Series) -> str:
     return f"{values.min():+.1f}..{values.max():+.1f}"
 
 
+def verdict_claims(verdicts: Dict[str, Dict[str, Any]], profile: str) -> List[Claim]:
+    """The paper's claim, one per metric's verdict (``claim_verdict``): it holds only when the
+    verdict is "supported"; the detail is the verdict's full statement with our numbers."""
+    return [Claim(f"central_claim_{metric}", "Sec. 3 claim", PAPER_CLAIM, v["verdict"] == "supported",
+                  detail=v["statement"], data=f"synthetic world, paired misalignment levels {v['low']:g} and "
+                                              f"{v['high']:g}, {metric}; profile {profile}")
+            for metric, v in verdicts.items()]
+
+
 def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: str, params: Dict[str, Any],
-                  verdicts: Dict[str, Dict[str, Any]], chance: Dict[str, float], wall_seconds: float,
+                  verdicts: Dict[str, Dict[str, Any]], chance: Dict[str, float], wall_time_s: float,
                   alignment: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
-    """What metrics.json holds: every point, the per-model summary, the verdicts, the SSN's
-    part alignment (when measured), the setup."""
+    """What metrics.json holds: every point, the per-model summary, the verdicts and the claims
+    they decide, the SSN's part alignment (when measured), the setup."""
     keep = ["level", "model", "label", "strategy", "seed", "rank1", "rank5", "mAP", "ap_definition",
-            "num_query", "num_gallery", "epochs", "steps", "final_triplet_loss", "final_ssn_loss", "train_seconds", "eval_seconds", "wall_seconds", "cpu_seconds",
+            "num_query", "num_gallery", "epochs", "steps", "first_triplet_loss", "final_triplet_loss",
+            "first_ssn_loss", "final_ssn_loss", "train_time_s", "eval_time_s", WALL_TIME_KEY, CPU_TIME_KEY,
             "resumed"]
-    point_rows = [{k: _plain(r[k]) for k in keep if k in r} for r in results.to_dict("records")]
+    point_rows = [{k: r[k] for k in keep if k in r} for r in results.to_dict("records")]
     config = results["config"].iloc[0] if "config" in results else None
-    return {"study": STUDY, "profile": profile, "parameters": params, "chance_rank1": chance,
-            "points": sorted(point_rows, key=lambda r: (r["level"], list(VARIANTS).index(r["model"]), r["seed"])),
-            "num_points": len(points), "per_model": model_summary(results), "verdicts": verdicts,
-            "part_alignment": None if alignment is None or alignment.empty else {
-                "by_model_level": alignment_summary(alignment),
-                "points": [{k: _plain(v) for k, v in r.items()} for r in alignment.to_dict("records")]},
-            "example_config": config,
-            # this notebook session; points read back from an earlier session cost it nothing
-            "wall_seconds": wall_seconds,
-            "points_trained_this_session": int((~results["resumed"]).sum()) if "resumed" in results else None,
-            "sum_of_point_wall_seconds": float(results["wall_seconds"].sum()),
-            "sum_of_point_cpu_seconds": float(results["cpu_seconds"].sum()) if "cpu_seconds" in results else None}
-
-
-def _plain(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def write_metrics(metrics: Dict[str, Any], out_dir: Path) -> Path:
-    path = Path(out_dir) / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=1) + "\n")
-    return path
+    return to_jsonable({
+        "study": STUDY, "profile": profile, "parameters": params, "chance_rank1": chance,
+        "points": sorted(point_rows, key=lambda r: (r["level"], list(VARIANTS).index(r["model"]), r["seed"])),
+        "num_points": len(points), "per_model": model_summary(results), "verdicts": verdicts,
+        "claims": claims_to_records(verdict_claims(verdicts, profile)),
+        "part_alignment": None if alignment is None or alignment.empty else {
+            "by_model_level": alignment_summary(alignment), "points": alignment.to_dict("records")},
+        "example_config": config,
+        # this notebook session; points read back from an earlier session cost it nothing
+        WALL_TIME_KEY: wall_time_s,
+        "points_trained_this_session": int((~results["resumed"]).sum()) if "resumed" in results else None,
+        f"sum_of_point_{WALL_TIME_KEY}": float(results[WALL_TIME_KEY].sum()),
+        f"sum_of_point_{CPU_TIME_KEY}": float(results[CPU_TIME_KEY].sum()) if CPU_TIME_KEY in results else None})
 
 
 # ============================================================================ figures
@@ -458,75 +442,28 @@ def level_strip(tracklets_by_level: Dict[float, Any], n_frames: int = 8, cell=(0
     return fig
 
 
-# ============================================================================ attention viewer
+# ============================================================================ attention
 
-def clip_attention(checkpoint: Union[str, Path], tracklet, n_frames: int = 8):
-    """An SSN3D checkpoint's attention maps on the first frames of a tracklet.
-
-    Returns (frames uint8 (T, H, W, 3), maps (T, N, h', w'), extent of the window grid in
-    image pixels for imshow, part names).
-    """
-    from ..attention_plots import extent_from_centres
-    from ..data.clip_dataset import read_frame
-    from ..data.keypoints import PART_SETS
-
-    model, config = load_ssn3d(checkpoint)
-    raw = [read_frame(f) for f in tracklet.frames[:n_frames]]
-    maps = clip_maps(model, config, raw)
-    ys, xs = window_grid(model, config, maps.shape[-2:])
-    frames = np.stack([f.permute(1, 2, 0).numpy() for f in raw])
-    names = list(PART_SETS[config.data.part_set]) if config.model.strategy != "unsupervised" else \
-        [f"part {i}" for i in range(maps.shape[1])]
-    return frames, maps, extent_from_centres(ys, xs), names
-
-
-def load_ssn3d(checkpoint: Union[str, Path]):
-    """(model in eval mode, its RunConfig) from an engine checkpoint of an SSN3D point."""
-    from ..engine import load_checkpoint, load_config, load_model_weights
-    from ..engine.build import build_model
-
-    config = load_config(load_checkpoint(checkpoint)["config"])
-    if config.model.name != "ssn3d":
-        raise ValueError(f"{checkpoint} holds a {config.model.name!r} model, which has no attention maps; "
-                         f"pick an SSN3D point")
-    model = build_model(config)
-    load_model_weights(model, checkpoint)
-    return model.eval(), config
-
-
-def clip_maps(model, config, frames) -> np.ndarray:
-    """(T, N, h', w') attention maps of uint8 frames (3, H, W), preprocessed as at test time."""
-    import torch
-
-    from ..data.transforms import ClipTransform
-
-    with torch.no_grad():
-        return model(ClipTransform.test(tuple(config.data.size)).apply(frames)[None]).maps[0].numpy()
-
-
-def window_grid(model, config, grid_size) -> Tuple[np.ndarray, np.ndarray]:
-    """Pixel (ys, xs) of the window centres of the model's attention grid."""
-    from ..attention_plots import window_centres
-
-    size, stride = tuple(config.data.size), model.backbone.stride
-    return window_centres(grid_size, size, (size[0] // stride, size[1] // stride), config.model.window,
-                          config.model.padding)
+def checkpoint_path(work_dir: Union[str, Path], point: SweepPoint) -> Path:
+    """The point's last engine checkpoint."""
+    return Path(work_dir) / point.key / "checkpoints" / "last.pt"
 
 
 def part_alignment(checkpoint: Union[str, Path], tracklets: Sequence, keypoints: Dict[str, np.ndarray],
-                   radius_fraction: float = 0.1, chunk: int = 64) -> Dict[str, Any]:
+                   radius_fraction: float = 0.1, chunk: int = 64, loaded=None) -> Dict[str, Any]:
     """Does each attention map land on its body part in every frame, however the box moved?
 
-    For every frame of `tracklets`, the peak window of each map is compared with the part's true keypoint (the world's exact keypoints,
-    `keypoints`: {frame path: (N, 3) x, y, visibility}); a hit is a peak within
-    radius_fraction x image height. Semi-supervised maps are named parts; unsupervised ones
-    are first matched to parts by the best one-to-one assignment (mean peak distance).
-    Returns PCK (fraction of hits over (frame, part) pairs with the part visible), the
-    chance PCK of a peak drawn uniformly over the window grid, and the matching used.
+    For every frame of `tracklets`, the peak window of each map is compared with the part's true
+    keypoint (the world's exact keypoints, `keypoints`: {frame path: (N, 3) x, y, visibility});
+    a hit is a peak within radius_fraction x image height. loaded: the checkpoint already
+    loaded (``ssn3dlib.explorer.load_model``), to skip loading it again.
+    Returns PCK, its chance level and the matching used (``peak_pck``).
     """
     from ..data.clip_dataset import read_frame
+    from ..explorer import frame_maps, load_model
 
-    model, config = load_ssn3d(checkpoint)
+    loaded = loaded or load_model(checkpoint)
+    config = loaded.config
     if not config.model.shared_classifier:
         raise ValueError(f"{checkpoint}: per-frame classifiers make a frame's maps depend on its place in "
                          f"the clip; part_alignment measures shared-classifier models only")
@@ -537,40 +474,34 @@ def part_alignment(checkpoint: Union[str, Path], tracklets: Sequence, keypoints:
                          f"table as loaded by query_keypoints or ssn3dlib.data.clip_dataset.load_part_keypoints")
     # A frame's maps do not depend on the other frames of its clip (the SSN runs per frame,
     # one shared classifier), so frames go through in long chunks, whatever their tracklet.
-    maps = np.concatenate([clip_maps(model, config, [read_frame(p) for p in paths[s:s + chunk]])
+    maps = np.concatenate([frame_maps(loaded, [read_frame(p) for p in paths[s:s + chunk]]).numpy()
                            for s in range(0, len(paths), chunk)])                     # (F, N, h', w')
-    ys, xs = window_grid(model, config, maps.shape[-2:])
-    grid = np.stack(np.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)           # row-major (x, y)
-    peaks = grid[maps.reshape(*maps.shape[:2], -1).argmax(-1)]                       # (F, N, 2)
+    grid = loaded.window_grid
     truth = np.stack([keypoints[p] for p in paths])                                  # (F, N, 3)
-    return peak_pck(peaks, truth, grid, radius_fraction * config.data.size[0],
-                    match_parts=config.model.strategy == "unsupervised")
+    return peak_pck(grid.peak_pixels(maps), truth, grid, radius_fraction * config.data.size[0],
+                    unnamed=not config.model.capabilities().keypoints_in_training)
 
 
-def peak_pck(peaks: np.ndarray, truth: np.ndarray, grid: np.ndarray, radius: float,
-             match_parts: bool = False) -> Dict[str, Any]:
-    """PCK of map peaks (F, N, 2) against keypoints (F, N, 3: x, y, visibility > 0 = usable),
-    and its chance level: a peak drawn uniformly from the window centres `grid` (G, 2).
+def peak_pck(peaks: np.ndarray, truth: np.ndarray, grid: WindowGrid, radius: float,
+             unnamed: bool = False) -> Dict[str, Any]:
+    """PCK of map peaks (F, N, 2) against keypoints (F, N, 3: x, y, visibility), and its chance
+    level (a peak drawn uniformly over the window grid), with this study's rules:
 
-    match_parts: first assign maps to parts one-to-one, minimising the mean peak distance
-    (unsupervised maps have no names).
+    - a keypoint counts when its visibility is above 0: the world's self-occluded parts (0.5)
+      keep exact coordinates, and a part hidden behind the body is still where the map should be;
+    - unnamed (unsupervised) maps are first matched to parts one-to-one on the same frames
+      that are scored (minimising the mean peak distance): the study asks whether some
+      consistent assignment exists, not how well a matching transfers to new frames.
     """
-    from scipy.optimize import linear_sum_assignment
-
-    visible = truth[..., 2] > 0            # 0.5 = self-occluded, coordinates still exact
+    visible = visible_keypoints(truth, min_visibility=0.0)
     if not visible.any():
         raise ValueError("no visible keypoint: PCK is undefined")
-    xy = np.nan_to_num(truth[..., :2])
-    n = peaks.shape[1]
-    match = np.arange(n)
-    if match_parts:
-        cost = np.array([[np.linalg.norm(peaks[visible[:, i], j] - xy[visible[:, i], i], axis=-1).mean()
-                          if visible[:, i].any() else 0.0 for j in range(n)] for i in range(n)])
-        _, match = linear_sum_assignment(cost)      # match[i] = the map shown as part i
+    match = np.arange(peaks.shape[1])
+    if unnamed:
+        match = match_parts(peaks, truth, visible)      # match[i] = the map shown as part i
         peaks = peaks[:, match]
-    hits = (np.linalg.norm(peaks - xy, axis=-1) <= radius) & visible
-    near = (np.linalg.norm(xy[:, :, None] - grid[None, None], axis=-1) <= radius).mean(-1)   # (F, N)
-    return {"pck": float(hits.sum() / visible.sum()), "chance_pck": float(near[visible].mean()),
+    return {"pck": pck(peaks, truth, visible, radius)["overall"],
+            "chance_pck": chance_pck(truth, visible, grid, radius)["overall"],
             "radius_px": float(radius), "frames": int(len(peaks)), "matching": [int(m) for m in match]}
 
 
@@ -601,16 +532,20 @@ def alignment_sweep(points: Sequence[SweepPoint], worlds: Dict[float, Any], work
     """part_alignment of every SSN3D point on its level's query tracklets (one row each)."""
     import torch
 
-    ssn_points = [p for p in points if VARIANTS[p.variant].model == "ssn3d"]
+    from ..explorer import load_model
+
+    ssn_points = [p for p in points if VARIANTS[p.variant].has_attention]
     keypoints, rows = {}, []
     for point in tqdm(ssn_points, desc="part alignment", unit="point", disable=not progress):
-        checkpoint = Path(work_dir) / point.key / "checkpoints" / "last.pt"
+        checkpoint = checkpoint_path(work_dir, point)
+        loaded = load_model(checkpoint)
+        config = loaded.config
         if point.level not in keypoints:
-            _, config = load_ssn3d(checkpoint)
             if config.train.num_threads:  # the study's thread budget, also when every point was read back
                 torch.set_num_threads(config.train.num_threads)
             keypoints[point.level] = query_keypoints(worlds[point.level], config.data.part_set)
-        result = part_alignment(checkpoint, worlds[point.level].query, keypoints[point.level], radius_fraction)
+        result = part_alignment(checkpoint, worlds[point.level].query, keypoints[point.level], radius_fraction,
+                                loaded=loaded)
         rows.append({"level": point.level, "model": point.variant, "seed": point.seed, **result})
     return pd.DataFrame(rows)
 
@@ -637,33 +572,15 @@ def plot_alignment(alignment: pd.DataFrame, size=(5.5, 4.2)):
     return fig
 
 
-def attention_strip(frames: np.ndarray, maps: np.ndarray, part: int, extent, title: str = "",
-                    cell=(0.9, 1.8)):
-    """One part's attention map over each frame of a clip: does it follow the body as the box moves?"""
-    from ..attention_plots import overlay_map
-
-    if not 0 <= part < maps.shape[1]:
-        raise ValueError(f"part {part} does not exist; the model has parts 0..{maps.shape[1] - 1}")
-    n = len(frames)
-    fig, axes = new_figure(cell[0] * n + 0.4, cell[1] + 0.5, ncols=n, squeeze=False)
-    for t in range(n):
-        overlay_map(axes[0, t], frames[t], maps[t, part], extent)
-        axes[0, t].set_title(f"frame {t}", fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.8, bottom=0.02, wspace=0.05)
-    return fig
-
-
 def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], variants: Sequence[str],
                      seeds: Sequence[int], n_frames: int = 8):
-    """ipywidgets panel over `attention_strip`: level, SSN3D variant, seed, query tracklet, part."""
-    import io
-
+    """ipywidgets panel over the explorer's `attention_strip`: level, SSN3D variant, seed, query
+    tracklet, part."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import Image
 
-    ssn = [v for v in variants if VARIANTS[v].model == "ssn3d"]
+    from ..explorer import attention_strip, clip_attention, load_model, show_figure
+
+    ssn = [v for v in variants if VARIANTS[v].has_attention]
     if not ssn:
         raise ValueError(f"none of the models {list(variants)} is an SSN3D variant; attention needs one")
     levels = sorted(worlds)
@@ -680,22 +597,19 @@ def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], varia
         if updating:
             return
         point = SweepPoint(level.value, variant.value, seed.value)
-        frames, maps, extent, names = clip_attention(Path(work_dir) / point.key / "checkpoints" / "last.pt",
-                                                     worlds[level.value].query[track.value], n_frames)
+        loaded = load_model(checkpoint_path(work_dir, point))
+        tracklet = worlds[level.value].query[track.value]
+        images, maps, extent, _ = clip_attention(loaded, tracklet, range(min(n_frames, len(tracklet))))
+        names = loaded.part_names
         if [n for n, _ in part.options] != names:  # semi-supervised parts have names, unsupervised ones not
             updating.append(True)
             keep = part.value if part.value is not None and part.value < len(names) else 0
             part.options = [(n, i) for i, n in enumerate(names)]
             part.value = keep
             updating.clear()
-        fig = attention_strip(frames, maps, part.value, extent,
-                              f"{VARIANTS[variant.value].label}, misalignment {level.value:g}, seed {seed.value}: "
-                              f"{names[part.value]}")
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")   # PNG bytes: ssn3dlib.figures selects Agg, so a Figure shows as text
-        plt.close(fig)
-        out.outputs = ()
-        out.append_display_data(Image(data=buffer.getvalue()))
+        show_figure(out, attention_strip(images, maps, part.value, extent,
+                                         f"{VARIANTS[variant.value].label}, misalignment {level.value:g}, "
+                                         f"seed {seed.value}: {names[part.value]}"))
 
     for control in (level, variant, seed, track, part):
         control.observe(redraw, "value")
@@ -703,9 +617,8 @@ def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], varia
     return w.VBox([w.HBox([level, variant, seed]), w.HBox([track, part]), out])
 
 
-__all__ = ["VARIANTS", "Variant", "SweepPoint", "plan_sweep", "point_config", "run_sweep", "run_point",
-           "point_status", "config_differences", "check_results", "summary_by_level", "model_summary",
-           "claim_verdict", "drop", "paired", "chance_rank1", "study_metrics", "write_metrics", "plot_sweep",
-           "level_strip", "prepare_worlds", "final_losses", "clip_attention", "attention_strip",
-           "attention_widget", "load_ssn3d", "part_alignment", "alignment_sweep", "plot_alignment",
-           "query_keypoints", "peak_pck", "alignment_summary"]
+__all__ = ["VARIANTS", "Variant", "SweepPoint", "PAPER_CLAIM", "plan_sweep", "point_config", "run_sweep",
+           "run_point", "train_point", "point_status", "config_differences", "check_results", "summary_by_level",
+           "model_summary", "claim_verdict", "verdict_claims", "drop", "paired", "chance_rank1", "study_metrics",
+           "plot_sweep", "level_strip", "prepare_worlds", "checkpoint_path", "attention_widget", "part_alignment",
+           "alignment_sweep", "plot_alignment", "query_keypoints", "peak_pck", "alignment_summary"]
