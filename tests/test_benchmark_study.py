@@ -1,13 +1,14 @@
 """The benchmark study (notebook 04): run specs to engine configs, run names, run records,
-orderings, and one tiny run end to end through the engine (trained, then loaded back)."""
+orderings and the claims they become, and one tiny run end to end through the engine (trained,
+then loaded back)."""
 import json
 
-import pandas as pd
 import pytest
 
 from ssn3dlib.reporting.tables import RUN_KEYS, load_runs, render_markdown
 from ssn3dlib.studies import benchmark as bm
 from ssn3dlib.studies.benchmark import BenchmarkError, RunSpec
+from ssn3dlib.studies.toolkit import Claim, by_name
 
 
 def _record(**overrides):
@@ -116,22 +117,13 @@ def test_run_names_are_unique_per_spec_and_equal_for_equal_runs():
     assert plain != tuned
 
 
-def test_planned_runs_keep_order_and_flag_what_the_engine_cannot_evaluate():
-    from ssn3dlib.engine import ConfigError
-    from ssn3dlib.engine.build import check_evaluable
-
+def test_planned_runs_keep_order_and_the_main_lambda():
     plans = bm.plan_runs([{"dataset": "synthetic_world", "model": "c3d"},
-                          {"dataset": "synthetic_world", "strategy": "supervised"}], "smoke")
-    assert [p.spec.model for p in plans] == ["c3d", "ssn3d"] and plans[0].unsupported is None
-    try:
-        check_evaluable(plans[1].config)
-        expected = None
-    except ConfigError as err:
-        expected = str(err)
-    assert plans[1].unsupported == expected
-    refused = bm.PlannedRun(plans[0].spec, plans[0].base, plans[0].config, plans[0].name, unsupported="no keypoints")
-    with pytest.raises(BenchmarkError, match="cannot run: no keypoints"):
-        bm.run_one(refused, "smoke")
+                          {"dataset": "synthetic_world", "strategy": "supervised", "lambda_ssn": 1.0}], "smoke")
+    assert [p.spec.model for p in plans] == ["c3d", "ssn3d"]
+    assert [p.main_lambda for p in plans] == [0.1, 0.1]            # the base config's, not the sweep point
+    assert plans[1].overrides[-1] == "loss.lambda_ssn=1.0"
+    assert list(bm.plan_table(plans)["lambda"].fillna(-1)) == [-1, 1.0]     # a baseline has no lambda
 
 
 # ---------------------------------------------------------------- records
@@ -240,13 +232,60 @@ def test_tiny_run_trains_writes_its_record_and_is_loaded_back(tmp_path, monkeypa
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 2      # the run and the chance line
 
 
-def test_summary_lists_runs_skips_orderings_and_both_times(tmp_path):
+def test_summary_lists_runs_orderings_claims_and_both_times(tmp_path):
     records = [_record(wall_time_s=30.0), _baseline("tp", rank1=20.0, wall_time_s=10.0, loaded_from_checkpoint=True)]
-    plan = bm.plan_runs([{"dataset": "synthetic_world", "model": "c3d"}], "smoke")[0]
-    skipped = bm.PlannedRun(plan.spec, plan.base, plan.config, "skipped_run", unsupported="needs keypoints")
-    path = bm.write_summary(records, [plan, skipped], "cpu", {"seed": 0}, 5.0, tmp_path)
+    path = bm.write_summary(records, "cpu", {"seed": 0}, 5.0, tmp_path)
     summary = json.loads(path.read_text())
     assert summary["runs"] == [r["run"] for r in records]
-    assert summary["not_run"] == [{"run": "skipped_run", "reason": "needs keypoints"}]
-    assert (summary["wall_time_s"], summary["training_time_s"], summary["trained_now"]) == (5.0, 40.0, 1)
+    assert (summary["wall_time_s"], summary["runs_wall_time_s"], summary["trained_now"]) == (5.0, 40.0, 1)
+    assert not [k for k in summary if k.endswith("seconds") or k == "training_time_s"]
     assert summary["orderings"]["rank1"][0]["ours agrees"] == "yes"     # SSN3D 40.0 > TP 20.0
+    claims = by_name(Claim.from_dict(c) for c in summary["claims"])   # the report reads them back as they are
+    assert claims == by_name(bm.benchmark_claims(records, "cpu"))
+    assert claims["tables3-5_synthetic_world"].holds is True
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+# ---------------------------------------------------------------- claims
+
+def test_claims_order_the_settings_and_name_their_data():
+    records = [_record(rank1=60.0), _record(strategy="unsupervised", rank1=40.0),
+               _baseline("tp", rank1=70.0), _record(dataset="pku_reid_subset", run="pku")]
+    claims = by_name(bm.benchmark_claims(records, "cpu"))
+    table1 = claims["table1_synthetic_world"]
+    assert (table1.source, table1.holds, table1.data) == ("Table 1", True, "synthetic world; profile cpu")
+    assert table1.detail == "rank-1/mAP semi-supervised 60.0/45.0 > unsupervised 40.0/45.0"
+    assert claims["tables3-5_synthetic_world"].holds is False           # TP beat SSN3D here
+    assert claims["tables3-5_synthetic_world"].detail.startswith("rank-1/mAP tp 70.0/45.0 > ssn3d 60.0/45.0")
+    assert "table2_synthetic_world" not in claims                        # no per-frame classifier run
+    assert not [n for n in claims if n.endswith("pku_reid_subset")]     # one run orders nothing
+    # the paper's own datasets were not run: their claims are listed, not testable, with the reason
+    absolute = [c for c in claims.values() if c.holds is None]
+    assert [c.source for c in absolute] == ["Tables 3-5", "Table 1", "Table 2", "Fig. 3"]
+    assert all("not on this machine" in c.reason and c.paper_claim for c in absolute)
+    assert bm.benchmark_claims([], "cpu") == []
+
+
+def test_a_tie_is_not_a_reproduction():
+    tied = [_record(rank1=50.0, mAP=40.0), _record(strategy="unsupervised", rank1=50.0, mAP=40.0)]
+    assert by_name(bm.benchmark_claims(tied, "cpu"))["table1_synthetic_world"].holds is False
+    tied[1]["mAP"] = 30.0                                                # mAP breaks the tie
+    assert by_name(bm.benchmark_claims(tied, "cpu"))["table1_synthetic_world"].holds is True
+
+
+def test_lambda_claim_needs_three_lambdas_and_a_small_positive_best():
+    sweep = [_record(lambda_ssn=0.0, rank1=30.0), _record(lambda_ssn=0.1, rank1=40.0)]
+    assert "fig3_synthetic_world" not in by_name(bm.benchmark_claims(sweep, "cpu"))
+    fig3 = by_name(bm.benchmark_claims(sweep + [_record(lambda_ssn=1.0, rank1=35.0)], "cpu"))["fig3_synthetic_world"]
+    assert fig3.holds is True and fig3.detail == "rank-1 by lambda: 0: 30.0, 0.1: 40.0, 1: 35.0"
+    best_at_zero = sweep + [_record(lambda_ssn=1.0, rank1=35.0)]
+    best_at_zero[0]["rank1"] = 45.0
+    assert by_name(bm.benchmark_claims(best_at_zero, "cpu"))["fig3_synthetic_world"].holds is False
+
+
+def test_a_run_on_a_paper_dataset_drops_the_not_testable_rows():
+    records = [_record(dataset="mars", run="m1"),
+               _record(dataset="mars", strategy="unsupervised", rank1=10.0, run="m2")]
+    claims = bm.benchmark_claims(records, "full")
+    assert [c.name for c in claims] == ["table1_mars"]
+    assert claims[0].holds is True and claims[0].data == "MARS; profile full"

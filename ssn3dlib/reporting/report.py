@@ -1,38 +1,59 @@
 """reports/REPORT.md (and REPORT.html): every claim of the paper beside our number, assembled
-from the studies' metrics.json files and the benchmark run JSONs.
+from the studies' metrics.json files (their tables and figures beside).
 
-Each claim row says: the paper's statement or number, ours, the data and profile it came from,
-and a verdict: "reproduced", "not reproduced", or "not testable here" with the reason. Claims
-are read, never recomputed: the notebooks compute and assert them; a missing metrics.json
-gives a "not run" row naming the command that produces it.
+Every study lists its claims in its metrics.json under ``claims``, as records of the toolkit's
+``Claim`` (``ssn3dlib.studies.toolkit.claims``); the report reads that list as it is, with no
+per-study code. Each row says: the paper's statement or number, ours (the claim's detail), the
+data and profile it came from, and a verdict: "reproduced", "not reproduced", or "not testable
+here" with the reason. A study's own checks (``paper_claim`` false) are labelled apart and hold
+or fail, never counted as the paper's. Claims are read, never recomputed: the notebooks compute
+and assert them; a missing metrics.json (or one without a claims list) gives a "not run" row
+naming the command that produces it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 import pandas as pd
 
-from ..data.registry import dataset_title
 from ..paths import reports_dir, study_dir
+from ..studies.toolkit import METRICS_FILE, WALL_TIME_KEY, Claim, claims_from_records, read_json
+from ..studies.toolkit.records import RUNS_WALL_TIME_KEY
 from . import paper
-from .tables import at_main_lambda, load_runs, render_markdown
+from .tables import load_runs, render_markdown
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE, NOT_RUN = ("reproduced", "not reproduced", "not testable here",
                                                      "not run")
+#: Verdicts of a study's own checks (paper_claim false): they hold or fail, and are not the paper's.
+HOLDS, FAILS = "holds", "fails"
+#: Added to the source of a study's own check.
+EXTRA_CHECK = " (our extra check)"
 
 
-@dataclass
-class Claim:
+@dataclass(frozen=True)
+class Row:
+    """One line of the report's claims table."""
+
     source: str          # paper figure / table
     paper: str           # the paper's statement or number
     ours: str            # our number or finding
     data: str            # data and profile it came from
     verdict: str
     reason: str = ""
+
+    @classmethod
+    def of(cls, claim: Claim) -> "Row":
+        if claim.holds is None:
+            verdict = NOT_TESTABLE
+        elif claim.paper_claim:
+            verdict = REPRODUCED if claim.holds else NOT_REPRODUCED
+        else:
+            verdict = HOLDS if claim.holds else FAILS
+        source = claim.source if claim.paper_claim else claim.source + EXTRA_CHECK
+        return cls(source, claim.statement, claim.detail, claim.data, verdict, claim.reason)
 
 
 @dataclass(frozen=True)
@@ -55,155 +76,31 @@ EXPLORER = Study("explorer", "04_benchmark", "Attention explorer views (SSN3D ch
                  "Fig. 4 style")
 
 
-def _verdict(holds: Optional[bool]) -> str:
-    return NOT_TESTABLE if holds is None else REPRODUCED if holds else NOT_REPRODUCED
+def _not_run(study: Study, profile: str, why: str = "") -> Row:
+    return Row(study.figure, "", "", "", NOT_RUN,
+               f"{why}run `ssn3d studies run --profile {profile} --only {study.notebook}`")
 
 
-def _data_label(metrics: Dict[str, Any], default: str) -> str:
-    return f"{default}; profile {metrics.get('profile', '?')}"
+def study_claims(study: Study, profile: str) -> List[Row]:
+    """The rows of one study: its metrics.json's claims, or one "not run" row saying why not."""
+    metrics = read_json(study_dir(study.name, profile, create=False) / METRICS_FILE)
+    if metrics is None:
+        return [_not_run(study, profile)]
+    records = metrics.get("claims")
+    if not isinstance(records, list):
+        return [_not_run(study, profile, f"its {METRICS_FILE} holds no claims list (an older notebook wrote it); ")]
+    if not records:
+        return [_not_run(study, profile, "it found nothing to test; ")]
+    try:
+        claims = claims_from_records(records)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{study.name}/{METRICS_FILE}: {err}") from None
+    return [Row.of(c) for c in claims]
 
 
-def _generic_claims(source: str, claims: Dict[str, Any], data: str) -> List[Claim]:
-    """claims = {name: {paper|test, holds, detail}} (the layout of studies 01 and 02)."""
-    rows = []
-    for name, c in claims.items():
-        if not isinstance(c, dict) or "holds" not in c:
-            continue
-        statement = c.get("paper") or name.replace("_", " ")
-        if "not in the paper" in statement:       # our own control: never counted as the paper's
-            rows.append(Claim(f"{source} (our extra check)", statement, c.get("detail") or c.get("test") or "",
-                              data, "holds" if c["holds"] else "fails"))
-            continue
-        rows.append(Claim(source, statement, c.get("detail") or c.get("test") or "", data, _verdict(c["holds"]),
-                          "" if c["holds"] is not None else c.get("reason", "")))
-    return rows
-
-
-def random_maps_claims(m: Dict[str, Any]) -> List[Claim]:
-    return _generic_claims("Fig. 5", m.get("claims", {}), _data_label(m, "random maps"))
-
-
-def amber_claims(m: Dict[str, Any]) -> List[Claim]:
-    return _generic_claims("Fig. 6", m.get("claims", {}), _data_label(m, "generated abstract paintings"))
-
-
-def pedestrian_claims(m: Dict[str, Any]) -> List[Claim]:
-    """claims.<dataset>.<name> = {holds, test, paper_claim}; checks with paper_claim false are
-    our own additions and are labelled so, never counted as the paper's."""
-    rows = []
-    labels = {"real": "PKU-Reid crops (MediaPipe keypoints)", "synthetic": "synthetic crops (exact keypoints)"}
-    for dataset, claims in m.get("claims", {}).items():
-        if not isinstance(claims, dict):
-            continue
-        d = m.get("datasets", {}).get(dataset, {})
-        pck = d.get("pck", {}).get("unlabelled", {})
-        numbers = ", ".join(f"{k} {v['overall']:.2f}" for k, v in pck.items()
-                            if isinstance(v, dict) and v.get("overall") is not None)
-        stability = ", ".join(f"{k} {v:.2f}" for k, v in (d.get("stability") or {}).items() if v is not None)
-        for name, c in claims.items():
-            if not isinstance(c, dict) or "holds" not in c:
-                continue
-            ours = c.get("test", name) + (f". PCK on unlabelled crops: {numbers}" if numbers else "")
-            if "stable" in name and stability:
-                ours += f"; cross-seed peak agreement: {stability}"
-            data = _data_label(m, labels.get(dataset, dataset))
-            if c.get("paper_claim", True):
-                rows.append(Claim("Fig. 4", m.get("paper_claim", name.replace("_", " ")), ours, data,
-                                  _verdict(c["holds"])))
-            else:
-                rows.append(Claim("Fig. 4 (our extra check)", "not in the paper", ours, data,
-                                  "holds" if c["holds"] else "fails"))
-    return rows
-
-
-def misalignment_claims(m: Dict[str, Any]) -> List[Claim]:
-    rows = []
-    for metric, v in m.get("verdicts", {}).items():
-        verdict = {"supported": REPRODUCED, "partly supported": NOT_REPRODUCED,
-                   "not supported": NOT_REPRODUCED}.get(v.get("verdict"), NOT_TESTABLE)
-        rows.append(Claim("central claim", "3D convolution on unaligned parts degrades with misalignment; "
-                                           "SSN alignment recovers it",
-                          v.get("statement", ""), _data_label(m, f"synthetic world, {metric}"), verdict,
-                          "" if verdict == REPRODUCED else f"our verdict: {v.get('verdict')}"))
-    return rows
-
-
-def _ordering(frame: pd.DataFrame, key: str, expected_first) -> tuple:
-    """(text, verdict): settings ordered by mean rank-1, mAP breaking ties; the paper's
-    winner must be strictly first (a tie on both is not a reproduction)."""
-    means = frame.groupby(key)[["rank1", "mAP"]].mean().sort_values(["rank1", "mAP"], ascending=False)
-    text = "rank-1/mAP " + " > ".join(f"{k} {r:.1f}/{m:.1f}" for k, (r, m) in means.iterrows())
-    first = means.iloc[0]
-    strict = len(means) < 2 or tuple(first) != tuple(means.iloc[1])
-    return text, _verdict(means.index[0] == expected_first and strict)
-
-
-def benchmark_claims(runs: pd.DataFrame, profile: str) -> List[Claim]:
-    """The tables' claims, as orderings on the datasets we could run; the paper's absolute
-    numbers are not testable without the real benchmarks (the `full` profile runs them)."""
-    rows: List[Claim] = []
-    real = [d for d in paper.DATASETS if d in set(runs.get("dataset", []))]
-    if not real:
-        for table, text in (("Tables 3-5", "SSN3D rank-1: iLIDS-VID 88.9, MARS 90.1, Duke 96.8"),
-                            ("Table 1", "semi-supervised > unsupervised > supervised on all three datasets"),
-                            ("Table 2", "shared classifiers beat per-frame classifiers by a large margin"),
-                            ("Fig. 3", paper.LAMBDA["claim"])):
-            rows.append(Claim(table, text, "see the CPU-scale ordering below", "iLIDS-VID, MARS, DukeMTMC-VideoReID",
-                              NOT_TESTABLE, "the benchmarks' images are not on this machine and need GPUs; "
-                                            "`ssn3d studies run --profile full` regenerates them"))
-    sweep = runs
-    runs = at_main_lambda(runs) if len(runs) else runs
-    ssn = runs[runs["model"] == "ssn3d"] if len(runs) else runs
-    for dataset in sorted(set(runs.get("dataset", []))):
-        title = f"{dataset_title(dataset)}; profile {profile}"
-        d = ssn[(ssn["dataset"] == dataset)]
-        strat = d[d["shared_classifier"].astype(bool)]
-        if strat["strategy"].nunique() >= 2:
-            text, verdict = _ordering(strat, "strategy", "semi-supervised")
-            rows.append(Claim("Table 1", "the semi-supervised strategy is the best", text, title, verdict))
-        semi = d[d["strategy"] == "semi-supervised"]
-        if semi["shared_classifier"].nunique() == 2:
-            sharing = semi.assign(sharing=semi["shared_classifier"].map({True: "shared", False: "not shared"}))
-            text, verdict = _ordering(sharing, "sharing", "shared")
-            rows.append(Claim("Table 2", "shared classifiers beat per-frame classifiers", text, title, verdict))
-        models = runs[(runs["dataset"] == dataset) & ((runs["model"] != "ssn3d") | (
-            (runs["strategy"] == "semi-supervised") & runs["shared_classifier"].astype(bool)))]
-        if models["model"].nunique() >= 2:
-            text, verdict = _ordering(models, "model", "ssn3d")
-            rows.append(Claim("Tables 3-5", "SSN3D outperforms the other video models", text, title, verdict))
-        s = sweep[(sweep["model"] == "ssn3d") & (sweep["dataset"] == dataset)]
-        lam = s[(s["strategy"] == "semi-supervised") & s["shared_classifier"].astype(bool)]
-        if lam["lambda_ssn"].nunique() >= 3:
-            order = lam.groupby("lambda_ssn")["rank1"].mean()
-            best = float(order.idxmax())
-            rows.append(Claim("Fig. 3", paper.LAMBDA["claim"],
-                              "rank-1 by lambda: " + ", ".join(f"{k:g}: {v:.1f}" for k, v in order.items()),
-                              title, _verdict(best <= 0.1 and best > 0)))
-    return rows
-
-
-def _read_json(path: Path) -> Optional[Dict[str, Any]]:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def collect_claims(profile: str = "cpu") -> Dict[str, List[Claim]]:
-    adapters: Dict[str, Callable[[Dict[str, Any]], List[Claim]]] = {
-        "random_maps": random_maps_claims, "amber_abstract": amber_claims, "pedestrians": pedestrian_claims,
-        "misalignment": misalignment_claims}
-    out = {}
-    for study in STUDIES:
-        folder = study_dir(study.name, profile, create=False)
-        if study.name == "benchmark":
-            files = [p for p in sorted(folder.glob("*.json")) if p.name != "metrics.json"]
-            runs = load_runs(files) if files else pd.DataFrame()
-            out[study.name] = benchmark_claims(runs, profile) if files else []
-        else:
-            metrics = _read_json(folder / "metrics.json")
-            out[study.name] = adapters[study.name](metrics) if metrics else []
-        if not out[study.name]:
-            out[study.name] = [Claim(study.figure, "", "", "", NOT_RUN,
-                                     f"run `ssn3d studies run --profile {profile} --only {study.notebook}`")]
-    return out
+def collect_claims(profile: str = "cpu") -> Dict[str, List[Row]]:
+    """{study name: rows}, in the studies' order."""
+    return {study.name: study_claims(study, profile) for study in STUDIES}
 
 
 def _cell(text: str) -> str:
@@ -234,15 +131,14 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
             continue
         lines += ["", f"## {study.title} ({study.figure})", "",
                   f"Notebook `notebooks/{study.notebook}.ipynb`; outputs in `{os.path.relpath(folder, root)}/`."]
-        metrics = _read_json(folder / "metrics.json") or {}
-        wall = metrics.get("wall_time_s") or metrics.get("wall_seconds")
-        trained = metrics.get("training_time_s") or metrics.get("sum_of_point_wall_seconds")
+        metrics = read_json(folder / METRICS_FILE) or {}
+        wall, trained = metrics.get(WALL_TIME_KEY), metrics.get(RUNS_WALL_TIME_KEY)
         if wall is not None:
             lines.append(f"Wall time of the {profile} run: {float(wall):.0f} s"
                          + (f" (its trainings: {float(trained):.0f} s in total; runs found finished on disk "
                             f"are loaded, not retrained)" if trained else "") + ".")
         if study.name == "benchmark":
-            files = [p for p in sorted(folder.glob("*.json")) if p.name != "metrics.json"]
+            files = [p for p in sorted(folder.glob("*.json")) if p.name != METRICS_FILE]
             if files:
                 runs = load_runs(files)
                 for table in paper.TABLES:
@@ -255,17 +151,17 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
 def explorer_figures(profile: str = "cpu") -> List[Path]:
     """Attention explorer views of the benchmark's semi-supervised SSN3D checkpoints (one per
     dataset), saved under <study_dir("explorer")>; none when no such checkpoint exists."""
+    import matplotlib.pyplot as plt
+
     from ..explorer import attention_figure, load_run
     from ..figures import save_figure
-
-    import matplotlib.pyplot as plt
 
     runs_root = reports_dir() / "runs" / profile / "benchmark"
     records = study_dir("benchmark", profile, create=False)
     out = []
     for ckpt in sorted(runs_root.glob("*_ssn3d_semi-supervised_shared_*_seed0/checkpoints/last.pt")):
         run = ckpt.parents[1].name
-        record = _read_json(records / f"{run}.json") or {}
+        record = read_json(records / f"{run}.json") or {}
         if record.get("lambda_ssn") != record.get("config_lambda_ssn", record.get("lambda_ssn")):
             continue          # a Fig. 3 sweep run: the main-lambda run already shows this dataset
         try:

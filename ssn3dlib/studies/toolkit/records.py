@@ -15,6 +15,9 @@ import numpy as np
 
 #: The one key under which a record states how long it took (wall-clock seconds).
 WALL_TIME_KEY = "wall_time_s"
+#: A study that trains several runs may also state their summed training times (for runs
+#: loaded from disk, the time they took when trained) under this key: not a second wall time.
+RUNS_WALL_TIME_KEY = "runs_" + WALL_TIME_KEY
 #: The one file name of a study's numbers, under reports/<study>/ (see ssn3dlib.paths.study_dir).
 METRICS_FILE = "metrics.json"
 
