@@ -217,3 +217,11 @@ def test_train_or_reuse_loads_a_finished_run_and_retrains_a_changed_one(tiny_wor
     losses = epoch_losses(tmp_path / "run", has_ssn=True)
     assert losses["steps"] > 0 and losses["final_ssn_loss"] is not None
     assert epoch_losses(tmp_path / "run", has_ssn=False)["final_ssn_loss"] is None
+
+
+def test_distinctness_counts_distinct_peaks_per_frame():
+    from ssn3dlib.studies.toolkit import distinctness
+
+    peaks = np.array([[[0, 0], [0, 0], [1, 1]],          # 2 distinct of 3
+                      [[0, 0], [1, 0], [2, 2]]])         # 3 of 3
+    assert distinctness(peaks) == pytest.approx((2 / 3 + 1) / 2)

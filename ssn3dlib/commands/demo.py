@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -27,7 +26,8 @@ def run(args) -> int:
     from ..losses import SSN3DObjective
     from ..models import SSN3D
     from ..paths import reports_dir
-    from ..studies.random_maps import DISTRIBUTIONS, train_ssn_on_random_maps
+    from ..studies.random_maps import DISTRIBUTIONS, distribution_of, train_ssn_on_random_maps
+    from ..studies.toolkit import write_metrics
 
     out = (args.out or reports_dir() / "demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,7 @@ def run(args) -> int:
                                      size=12, hidden=128, seed=args.seed) for dist in DISTRIBUTIONS]
     fig, ax = new_figure(6, 3.5)
     for r in runs:
-        ax.plot(r.losses, label=r.distribution)
+        ax.plot(r.losses, label=distribution_of(r))
     ax.axhline(runs[0].log_n, color="grey", ls="--", lw=1, label="log N")
     ax.set(xlabel="iteration", ylabel="SSN loss", title="SSN on random 32x12x12 maps, N = 3")
     ax.legend()
@@ -53,7 +53,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
 
     metrics = {
-        "random_maps": {r.distribution: {"final_loss": round(r.final_loss(), 4),
+        "random_maps": {distribution_of(r): {"final_loss": round(r.final_loss(), 4),
                                          "log_n": round(r.log_n, 4),
                                          "step_below_10pct_log_n": r.first_step_below(0.1)}
                         for r in runs},
@@ -61,9 +61,9 @@ def run(args) -> int:
                               "embedding": list(output.embedding.shape),
                               "parameters": sum(p.numel() for p in model.parameters())},
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(metrics, out)
     for r in runs:
-        print(f"{r.distribution:8s} final SSN loss {r.final_loss():.3f} (log N = {r.log_n:.3f})")
+        print(f"{distribution_of(r):8s} final SSN loss {r.final_loss():.3f} (log N = {r.log_n:.3f})")
     print(f"SSN3D paper input {tuple(clips.shape)} -> maps {tuple(output.maps.shape)} -> "
           f"embedding {tuple(output.embedding.shape)}; {metrics['ssn3d_paper_input']['parameters']:,} "
           f"parameters; one train step {seconds:.1f} s on CPU")
