@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import nbformat
 import yaml
@@ -126,6 +126,15 @@ def select_notebooks(notebooks: Sequence[StudyNotebook], only: Iterable[str] = (
     return [nb for nb in notebooks if nb.stem in chosen]
 
 
+def _selected(notebooks: Optional[Path], names: Iterable[str]) -> Tuple[Path, List[StudyNotebook]]:
+    """The notebooks folder (default: the package's) and the numbered notebooks chosen in it."""
+    notebooks = Path(notebooks or default_notebooks_dir())
+    selected = select_notebooks(discover_notebooks(notebooks), names)
+    if not selected:
+        raise BatchError(f"no numbered notebooks (NN_name.ipynb) in {notebooks}")
+    return notebooks, selected
+
+
 def params_file(notebooks: Path, stem: str, profile: str) -> Path:
     """notebooks/params/<profile>/<stem>.yaml (the layout of ssn3dlib.paths.profile_params_file)."""
     return Path(notebooks) / "params" / profile / f"{stem}.yaml"
@@ -205,10 +214,7 @@ def plan_batch(profile: str, notebooks: Optional[Path] = None, only: Iterable[st
     """What a batch would run and why; every parameter file is checked before anything runs."""
     if profile not in PROFILES:
         raise BatchError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    notebooks = Path(notebooks or default_notebooks_dir())
-    selected = select_notebooks(discover_notebooks(notebooks), only)
-    if not selected:
-        raise BatchError(f"no numbered notebooks (NN_name.ipynb) in {notebooks}")
+    notebooks, selected = _selected(notebooks, only)
     library = newest_file(package_root)
     plans, problems = [], []
     for nb in selected:
@@ -406,10 +412,7 @@ def refresh_notebooks(names: Iterable[str] = (), notebooks: Optional[Path] = Non
     Each notebook executes to reports/runs/smoke/ (never in place); only a run that succeeded
     is copied over its source. The first failure raises NotebookFailed, leaving that source as it was.
     """
-    notebooks = Path(notebooks or default_notebooks_dir())
-    selected = select_notebooks(discover_notebooks(notebooks), names)
-    if not selected:
-        raise BatchError(f"no numbered notebooks (NN_name.ipynb) in {notebooks}")
+    notebooks, selected = _selected(notebooks, names)
     refreshed = []
     for nb in tqdm(selected, desc="refresh", unit="notebook", disable=not progress):
         # No parameters at all: the stored outputs must be what nbval gets from the source as is.
