@@ -92,6 +92,7 @@ from tqdm.auto import tqdm
 
 from ..data.keypoints import (PART_SETS, best_labelled_frames, load_part_keypoints, parts_by_image,
                               read_keypoint_table)
+from ..data.registry import dataset_info, dataset_title
 from ..models import SelfSeparatedNetwork, build_backbone, keypoints_to_windows
 from ..paths import data_root, reports_dir
 from .toolkit import (NOT_IN_PAPER, WALL_TIME_KEY, Claim, SSNRun, WindowGrid, attention_maps, ceiling_pck,
@@ -104,6 +105,8 @@ PART_SET = "pedestrian6"
 PARTS: Tuple[str, ...] = PART_SETS[PART_SET]
 STRATEGIES = ("semi-supervised", "unsupervised")
 LOADERS = ("real", "synthetic")
+#: The dataset whose crops are the real ones (its record: folder, keypoint table, title).
+REAL_DATASET = "pku_reid_subset"
 #: What PCK is reported for: the two trained strategies and three references (module doc).
 PCK_METHODS = (*STRATEGIES, "chance", "prior", "ceiling")
 ROLES = ("labelled", "unlabelled", "heldout")
@@ -215,12 +218,14 @@ def _load_crops(name: str, selection: Dict[str, List[str]], pid_of: Dict[str, in
 def load_real_crops(root: Optional[Path] = None, image_size=(128, 64), n_labelled: int = 16,
                     n_unlabelled: int = 112, n_heldout: int = 0, min_visibility: float = 0.5,
                     selection_seed: int = 0) -> Crops:
-    """Crops of the PKU-Reid subset with MediaPipe keypoints (see the module doc)."""
-    root = (Path(root) if root is not None else data_root() / "pku_reid_subset").expanduser().resolve()
-    table = root / "keypoints_mediapipe.csv"
+    """Crops of the PKU-Reid subset with MediaPipe keypoints (see the module doc); its folder and
+    keypoint table are those of its dataset record."""
+    info = dataset_info(REAL_DATASET)
+    root = (Path(root) if root is not None else data_root() / info.name).expanduser().resolve()
+    table = root / info.keypoint_table
     if not (root / "images").is_dir() or not table.is_file():
         raise FileNotFoundError(f"the pedestrian study needs {root}/images and {table}; set "
-                                f"$SSN3D_DATA_ROOT to the folder holding pku_reid_subset/")
+                                f"$SSN3D_DATA_ROOT to the folder holding {info.name}/")
     parts = load_part_keypoints(table, PART_SET, root)
     paths = sorted(str(p) for p in (root / "images").glob("*/*.jpg"))
     pids = [int(Path(p).parent.name) for p in paths]
@@ -643,7 +648,7 @@ CLAIM_TESTS: Tuple[ClaimTest, ...] = (
 )
 
 #: What each dataset's claims were measured on (Claim.data, with the profile).
-DATA_LABELS = {"real": "PKU-Reid subset crops (MediaPipe keypoints)",
+DATA_LABELS = {"real": f"{dataset_title(REAL_DATASET)} crops (MediaPipe keypoints)",
                "synthetic": "synthetic-world crops (exact keypoints)"}
 
 
