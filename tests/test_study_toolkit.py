@@ -225,3 +225,16 @@ def test_distinctness_counts_distinct_peaks_per_frame():
     peaks = np.array([[[0, 0], [0, 0], [1, 1]],          # 2 distinct of 3
                       [[0, 0], [1, 0], [2, 2]]])         # 3 of 3
     assert distinctness(peaks) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_chance_rank1_counts_true_matches_among_valid_gallery_entries():
+    from types import SimpleNamespace
+
+    from ssn3dlib.studies.toolkit.engine_runs import chance_rank1
+
+    def t(pid, camid):
+        return SimpleNamespace(pid=pid, camid=camid)
+
+    dataset = SimpleNamespace(query=[t(1, 1), t(2, 1)], gallery=[t(1, 2), t(1, 1), t(2, 2), t(2, 2), t(3, 2)])
+    # query 1: valid gallery = all but (1, 1) -> 1 match in 4; query 2: 2 matches in 5
+    assert chance_rank1(dataset) == pytest.approx(100 * (1 / 4 + 2 / 5) / 2)
