@@ -15,7 +15,8 @@ from typing import List, Optional
 COMMANDS = {
     "info": ("ssn3dlib.commands.info", "versions, devices, models and backbones available"),
     "demo": ("ssn3dlib.commands.demo", "short CPU demo of the model, writes reports/demo/"),
-    "data": ("ssn3dlib.commands.data", "dataset tools: verify a tree against its manifest, synth a synthetic world, pseudolabel keypoints"),
+    "data": ("ssn3dlib.commands.data",
+             "dataset tools: verify a tree against its manifest, synth a synthetic world, pseudolabel keypoints"),
     "studies": ("ssn3dlib.commands.studies", "run the study notebooks (papermill batch) or refresh their outputs"),
     "train": ("ssn3dlib.commands.train", "train a model from a YAML config (resumable; DDP under torchrun)"),
     "evaluate": ("ssn3dlib.commands.evaluate", "rank-1/5/10/20 and mAP of a checkpoint under its dataset's protocol"),

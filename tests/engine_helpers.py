@@ -1,24 +1,14 @@
-"""Shared pieces of the engine tests: a tiny synthetic world (generated once per session)
-and the shipped tiny config pointed at it."""
+"""Shared pieces of the engine tests: the shipped tiny config pointed at the session's tiny
+synthetic world (the `tiny_world` fixture of conftest.py), and comparisons of runs."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import pytest
 import torch
 
 from ssn3dlib.engine import load_config
 from ssn3dlib.engine.trainer import TIMING_KEYS
-
-
-@pytest.fixture(scope="session")
-def tiny_world(tmp_path_factory) -> Path:
-    from ssn3dlib.data.synthetic import WorldConfig, generate_world
-
-    config = load_config("synthetic_tiny")
-    root = tmp_path_factory.mktemp("engine_world") / "world"
-    return generate_world(WorldConfig.from_dict(config.data.world), root, progress=False)
 
 
 def tiny_config(world: Path, *overrides: str):

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from ssn3dlib.attention_plots import (attention_grid, extent_from_centres, overlay_map, parts_on_image,
-                                      single_map_figure, to_display_image, window_centres)
+from ssn3dlib.attention_plots import (
+    attention_grid,
+    extent_from_centres,
+    overlay_map,
+    parts_on_image,
+    single_map_figure,
+    to_display_image,
+    window_centres,
+)
 from ssn3dlib.figures import new_figure
 from ssn3dlib.models import keypoints_to_windows
 

@@ -10,8 +10,17 @@ import nbformat
 import pytest
 
 from ssn3dlib.cli import main
-from ssn3dlib.studies.batch import (WIDGET_VIEW, BatchError, NotebookFailed, discover_notebooks, plan_batch,
-                                    refresh_notebooks, run_batch, select_notebooks, strip_run_metadata)
+from ssn3dlib.studies.batch import (
+    WIDGET_VIEW,
+    BatchError,
+    NotebookFailed,
+    discover_notebooks,
+    plan_batch,
+    refresh_notebooks,
+    run_batch,
+    select_notebooks,
+    strip_run_metadata,
+)
 
 
 def _notebook(log, stem, *cells):

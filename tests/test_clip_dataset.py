@@ -10,8 +10,13 @@ import torch
 from PIL import Image
 
 from ssn3dlib.data import clip_dataset as cd
-from ssn3dlib.data.clip_dataset import (EvalClipDataset, TrainClipDataset, build_train_loader, collate_train,
-                                        extract_features)
+from ssn3dlib.data.clip_dataset import (
+    EvalClipDataset,
+    TrainClipDataset,
+    build_train_loader,
+    collate_train,
+    extract_features,
+)
 from ssn3dlib.data.keypoints import PART_SETS, flip_permutation
 from ssn3dlib.data.tracklets import Tracklet
 from ssn3dlib.data.transforms import ClipParams, ClipTransform

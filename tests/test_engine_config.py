@@ -83,7 +83,8 @@ def test_bad_configs_fail_at_once_naming_the_key(overrides, message):
 def test_unknown_key_in_a_file_names_the_file_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"model": {"backbone": "resnet18-layer2", "embeding_dim": 64}}))
-    with pytest.raises(ConfigError, match=r"unknown config key 'model.embeding_dim'; did you mean 'model.embedding_dim'"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown config key 'model.embeding_dim'; did you mean 'model.embedding_dim'"):
         load_config(path)
 
 

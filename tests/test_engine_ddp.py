@@ -14,7 +14,7 @@ import torch
 from ssn3dlib import REPO_ROOT
 from ssn3dlib.engine import load_checkpoint, read_metrics
 
-from engine_helpers import same_weights, tiny_world  # noqa: F401 (fixture)
+from engine_helpers import same_weights
 
 WORKER = Path(__file__).with_name("engine_ddp_worker.py")
 

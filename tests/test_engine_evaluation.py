@@ -10,7 +10,7 @@ from ssn3dlib.engine import evaluate, load_config, mean_over_splits, train
 from ssn3dlib.engine.build import epoch_schedule
 from ssn3dlib.engine.evaluator import evaluate_model
 
-from engine_helpers import tiny_config, tiny_world  # noqa: F401 (fixture)
+from engine_helpers import tiny_config
 
 A, B = Tracklet(("a",), 1, 1, "A"), Tracklet(("b",), 2, 1, "B")
 C, D, E = Tracklet(("c",), 1, 2, "C"), Tracklet(("d",), 2, 2, "D"), Tracklet(("e",), 3, 2, "E")

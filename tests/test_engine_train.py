@@ -3,7 +3,6 @@ with the same weights and metrics as an uninterrupted one; bad input fails befor
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from ssn3dlib import REPO_ROOT, cli
 from ssn3dlib.engine import CheckpointError, ConfigError, evaluate, load_checkpoint, read_metrics, train
 from ssn3dlib.engine.trainer import run_paths
 
-from engine_helpers import comparable, same_weights, tiny_config, tiny_world  # noqa: F401 (fixture)
+from engine_helpers import comparable, same_weights, tiny_config
 
 
 class Crash(Exception):

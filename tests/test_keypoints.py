@@ -3,8 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssn3dlib.data.keypoints import (PART_SETS, best_labelled_frames, image_parts, parts_by_image,
-                                     read_keypoint_table)
+from ssn3dlib.data.keypoints import PART_SETS, best_labelled_frames, image_parts, parts_by_image, read_keypoint_table
 from ssn3dlib.paths import data_root
 
 POSE = {"nose": (10, 5, 0.9), "left_ear": (8, 5, 0.8), "right_ear": (12, 5, 0.7),
@@ -57,7 +56,8 @@ def test_table_validation(tmp_path):
     pd.DataFrame({"image": ["a"], "keypoint": ["nose"], "x": [1.0], "y": [2.0]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="lacks columns"):
         read_keypoint_table(bad)
-    pd.DataFrame({"image": ["a"], "keypoint": ["nose"], "x": [1], "y": [2], "visibility": [1.5]}).to_csv(bad, index=False)
+    row = {"image": ["a"], "keypoint": ["nose"], "x": [1], "y": [2], "visibility": [1.5]}
+    pd.DataFrame(row).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="visibility"):
         read_keypoint_table(bad)
 

@@ -26,7 +26,7 @@ from ssn3dlib.models import (
     register_model,
 )
 
-from engine_helpers import tiny_config, tiny_world  # noqa: F401 (fixture)
+from engine_helpers import tiny_config
 
 #: What SSN3D declares beyond every strategy's ssn=True, parts=True, train_clip_len=True.
 SSN3D_BY_STRATEGY = {

@@ -5,8 +5,16 @@ import pytest
 import torch
 import torchvision
 
-from ssn3dlib.models import (KNOWN_BACKBONES, MODELS, SSN3D, GroupedConv3dBlock, Keypoints,
-                             LabelledFrames, build_backbone, build_model)
+from ssn3dlib.models import (
+    KNOWN_BACKBONES,
+    MODELS,
+    SSN3D,
+    GroupedConv3dBlock,
+    Keypoints,
+    LabelledFrames,
+    build_backbone,
+    build_model,
+)
 
 IMAGE = (128, 64)
 

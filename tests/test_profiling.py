@@ -9,9 +9,19 @@ import torch
 from torch import nn
 
 from ssn3dlib.models import SSN3D
-from ssn3dlib.profiling import (MB, PeakMemory, affine_fit, autocast, best_time, count_flops,
-                                count_parameters, model_state_tensors, module_output_bytes,
-                                parameter_bytes, saved_tensor_bytes)
+from ssn3dlib.profiling import (
+    MB,
+    PeakMemory,
+    affine_fit,
+    autocast,
+    best_time,
+    count_flops,
+    count_parameters,
+    model_state_tensors,
+    module_output_bytes,
+    parameter_bytes,
+    saved_tensor_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,16 @@ import pytest
 from ssn3dlib import REPO_ROOT
 from ssn3dlib.cli import main
 from ssn3dlib.data.keypoints import COLUMNS, image_parts, read_keypoint_table
-from ssn3dlib.data.pseudolabel import (POSE_KEYPOINTS, Letterbox, compare_tables, find_images, keypoint_table,
-                                       landmark_rows, letterbox_image, write_keypoint_table)
+from ssn3dlib.data.pseudolabel import (
+    POSE_KEYPOINTS,
+    Letterbox,
+    compare_tables,
+    find_images,
+    keypoint_table,
+    landmark_rows,
+    letterbox_image,
+    write_keypoint_table,
+)
 from ssn3dlib.paths import data_root
 
 PKU = data_root() / "pku_reid_subset"

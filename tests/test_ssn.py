@@ -5,8 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssn3dlib.models import (SelfSeparatedNetwork, keypoints_to_windows, one_hot_windows,
-                             weighted_window_sum)
+from ssn3dlib.models import SelfSeparatedNetwork, keypoints_to_windows, one_hot_windows, weighted_window_sum
 from ssn3dlib.studies.random_maps import train_ssn_on_random_maps
 
 

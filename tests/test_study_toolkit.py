@@ -8,13 +8,30 @@ import numpy as np
 import pytest
 import torch
 
-from engine_helpers import tiny_config, tiny_world  # noqa: F401 (fixture)
 from ssn3dlib.models import SelfSeparatedNetwork, build_backbone
-from ssn3dlib.studies.toolkit import (Claim, WindowGrid, attention_maps, by_name, ceiling_pck, chance_pck,
-                                      claims_from_records, claims_to_records, match_parts, pck, peak_windows,
-                                      position_prior, read_json, to_jsonable, train_ssn, visible_keypoints,
-                                      write_json, write_metrics)
+from ssn3dlib.studies.toolkit import (
+    Claim,
+    WindowGrid,
+    attention_maps,
+    by_name,
+    ceiling_pck,
+    chance_pck,
+    claims_from_records,
+    claims_to_records,
+    match_parts,
+    pck,
+    peak_windows,
+    position_prior,
+    read_json,
+    to_jsonable,
+    train_ssn,
+    visible_keypoints,
+    write_json,
+    write_metrics,
+)
 from ssn3dlib.studies.toolkit.engine_runs import config_differences, epoch_losses, train_or_reuse, was_loaded
+
+from engine_helpers import tiny_config
 
 # ============================================================================ window grid
 

@@ -245,8 +245,13 @@ def _add_pseudolabel(sub):
 
 def pseudolabel(args) -> int:
     from ..data.keypoints import read_keypoint_table
-    from ..data.pseudolabel import (PoseModelUnavailable, compare_tables, find_images, pseudolabel_images,
-                                    write_keypoint_table)
+    from ..data.pseudolabel import (
+        PoseModelUnavailable,
+        compare_tables,
+        find_images,
+        pseudolabel_images,
+        write_keypoint_table,
+    )
 
     if args.out.exists() and not args.overwrite:
         return _fail(f"{args.out} exists; pass --overwrite to replace it")

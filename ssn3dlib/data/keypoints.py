@@ -119,7 +119,7 @@ def parts_by_image(table: pd.DataFrame, part_set: str) -> Dict[str, np.ndarray]:
         if name == "hand":
             left, right = part("left_hand"), part("right_hand")
             use_right = right[2] > left[2]            # a tie keeps the left hand, as max() would
-            columns.append(tuple(np.where(use_right, r, l) for l, r in zip(left, right)))
+            columns.append(tuple(np.where(use_right, r, lf) for lf, r in zip(left, right)))
         else:
             columns.append(part(_PEDESTRIAN_ALIASES.get(name, name)))
     stacked = np.stack([np.stack(c, axis=1) for c in columns], axis=1)      # (images, N, 3)

@@ -170,7 +170,7 @@ def load_pose_model(min_detection_confidence: float = 0.5):
     mp, _ = _import_pose_libraries()
     if mp.__version__ != "0.10.14":
         warnings.warn(f"mediapipe {mp.__version__} is not the 0.10.14 the reference table was made with; "
-                      f"landmarks may differ slightly")
+                      f"landmarks may differ slightly", stacklevel=2)
     return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
                                   min_detection_confidence=min_detection_confidence)
 

@@ -48,6 +48,7 @@ from .toolkit import (
     write_json,
 )
 from .toolkit.engine_runs import chance_rank1, config_differences, epoch_losses, train_or_reuse  # chance_rank1: API
+from .toolkit.records import RUNS_WALL_TIME_KEY
 
 STUDY = "misalignment"
 METRICS = ("rank1", "mAP")
@@ -388,7 +389,7 @@ def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: 
         # this notebook session; points read back from an earlier session cost it nothing
         WALL_TIME_KEY: wall_time_s,
         "points_trained_this_session": int((~results["resumed"]).sum()) if "resumed" in results else None,
-        f"sum_of_point_{WALL_TIME_KEY}": float(results[WALL_TIME_KEY].sum()),
+        RUNS_WALL_TIME_KEY: float(results[WALL_TIME_KEY].sum()),
         f"sum_of_point_{CPU_TIME_KEY}": float(results[CPU_TIME_KEY].sum()) if CPU_TIME_KEY in results else None})
 
 

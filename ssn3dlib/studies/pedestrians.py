@@ -90,14 +90,29 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.keypoints import (PART_SETS, best_labelled_frames, load_part_keypoints, parts_by_image,
-                              read_keypoint_table)
+from ..data.keypoints import PART_SETS, best_labelled_frames, load_part_keypoints, parts_by_image, read_keypoint_table
 from ..data.registry import dataset_info, dataset_title
 from ..models import SelfSeparatedNetwork, build_backbone, keypoints_to_windows
 from ..paths import data_root, reports_dir
-from .toolkit import (NOT_IN_PAPER, WALL_TIME_KEY, Claim, SSNRun, WindowGrid, attention_maps, ceiling_pck,
-                      chance_agreement, chance_pck, claims_to_records, distinctness, match_parts, pck,
-                      peak_agreement, position_prior, train_ssn, visible_keypoints)
+from .toolkit import (
+    NOT_IN_PAPER,
+    WALL_TIME_KEY,
+    Claim,
+    SSNRun,
+    WindowGrid,
+    attention_maps,
+    ceiling_pck,
+    chance_agreement,
+    chance_pck,
+    claims_to_records,
+    distinctness,
+    match_parts,
+    pck,
+    peak_agreement,
+    position_prior,
+    train_ssn,
+    visible_keypoints,
+)
 from .toolkit.ssn_training import Batch
 
 STUDY = "pedestrians"
@@ -753,6 +768,7 @@ def windows_sheet(result: DatasetResult, seed: int, n_crops: int = 6):
 def pck_figure(metrics: Dict, role: str = "unlabelled"):
     """Per-part PCK of every method in PCK_METHODS, one panel per dataset."""
     import seaborn as sns
+
     from ..figures import new_figure
     table = pck_table(metrics, role)
     names = list(metrics["datasets"])

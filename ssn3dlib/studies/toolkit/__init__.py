@@ -12,8 +12,17 @@
   epoch losses and chance rank-1 for the studies that train through the engine.
 """
 from .claims import NOT_IN_PAPER, Claim, by_name, claims_from_records, claims_to_records
-from .part_scoring import (ceiling_pck, chance_agreement, chance_pck, distinctness, match_parts, peak_agreement,
-                           pck, position_prior, visible_keypoints)
+from .part_scoring import (
+                           ceiling_pck,
+                           chance_agreement,
+                           chance_pck,
+                           distinctness,
+                           match_parts,
+                           pck,
+                           peak_agreement,
+                           position_prior,
+                           visible_keypoints,
+)
 from .records import METRICS_FILE, WALL_TIME_KEY, read_json, to_jsonable, write_json, write_metrics
 from .ssn_training import SSNRun, attention_maps, train_ssn
 from .window_grid import WindowGrid, flat_peaks, peak_windows

@@ -51,7 +51,8 @@ class Claim:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(record) - known)
         if unknown:
-            raise ValueError(f"claim {record.get('name', '?')!r} has unknown keys {unknown}; a claim has {sorted(known)}")
+            raise ValueError(f"claim {record.get('name', '?')!r} has unknown keys {unknown}; "
+                             f"a claim has {sorted(known)}")
         return cls(**record)
 
 
