@@ -9,7 +9,10 @@
 - ``claims``: the one ``Claim`` type every metrics.json lists and the report reads;
 - ``records``: the one JSON sanitiser, atomic writes, ``write_metrics``, ``WALL_TIME_KEY``;
 - ``engine_runs``: ``train_or_reuse`` (one list of result-neutral config keys, the engine's),
-  epoch losses and chance rank-1 for the studies that train through the engine.
+  epoch losses and chance rank-1 for the studies that train through the engine;
+- ``statistics``: intervals (Wilson, bootstrap over seeds then units), paired comparisons
+  (``compare``, ``against_reference``) with their minimum detectable effect, and the one
+  verdict rule (reproduced / contradicted / inconclusive) every claim uses.
 """
 from .claims import NOT_IN_PAPER, Claim, by_name, claims_from_records, claims_to_records
 from .part_scoring import (
@@ -25,6 +28,18 @@ from .part_scoring import (
 )
 from .records import METRICS_FILE, WALL_TIME_KEY, read_json, to_jsonable, write_json, write_metrics
 from .ssn_training import SSNRun, attention_maps, train_ssn
+from .statistics import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    REPRODUCED,
+    Comparison,
+    Estimate,
+    against_reference,
+    compare,
+    estimate,
+    verdict_rule,
+    wilson_interval,
+)
 from .window_grid import WindowGrid, flat_peaks, peak_windows
 
 __all__ = [
@@ -32,4 +47,6 @@ __all__ = [
     "chance_agreement", "chance_pck", "distinctness", "match_parts", "peak_agreement", "pck", "position_prior",
     "visible_keypoints", "METRICS_FILE", "WALL_TIME_KEY", "read_json", "to_jsonable", "write_json",
     "write_metrics", "SSNRun", "attention_maps", "train_ssn", "WindowGrid", "flat_peaks", "peak_windows",
+    "CONTRADICTED", "INCONCLUSIVE", "REPRODUCED", "Comparison", "Estimate", "against_reference", "compare",
+    "estimate", "verdict_rule", "wilson_interval",
 ]

@@ -26,6 +26,10 @@ class Claim:
     data:        the data and profile it was measured on.
     paper_claim: False for our own checks (controls, stricter tests).
     reason:      why it is not testable, when holds is None.
+    comparison:  the measured effect behind the verdict (``statistics.Comparison.to_dict()``:
+                 effect, 95% interval, se, minimum detectable effect, n, verdict, reason). When
+                 given, it decides: holds is True for "reproduced", False for "contradicted" and
+                 None for "inconclusive". A paper claim without one has no verdict yet.
     """
 
     name: str
@@ -36,12 +40,32 @@ class Claim:
     data: str = ""
     paper_claim: bool = True
     reason: str = ""
+    comparison: Optional[Dict[str, Any]] = None
 
     def __post_init__(self):
+        if self.comparison is not None:
+            from .statistics import CONTRADICTED, REPRODUCED, VERDICTS
+
+            verdict = self.comparison.get("verdict")
+            if verdict not in VERDICTS:
+                raise ValueError(f"claim {self.name!r}: comparison verdict {verdict!r} is not one of {VERDICTS}")
+            holds = True if verdict == REPRODUCED else False if verdict == CONTRADICTED else None
+            if self.holds is not None and bool(self.holds) != holds:
+                raise ValueError(f"claim {self.name!r}: holds={self.holds} disagrees with its comparison's "
+                                 f"verdict {verdict!r}; pass holds=None and let the comparison decide")
+            object.__setattr__(self, "holds", holds)
+            if holds is None and not self.reason:
+                object.__setattr__(self, "reason", self.comparison.get("reason", ""))
         if self.holds is not None and not isinstance(self.holds, bool):
             object.__setattr__(self, "holds", bool(self.holds))   # numpy bools from comparisons
         if not self.paper_claim and self.statement != NOT_IN_PAPER:
             object.__setattr__(self, "statement", NOT_IN_PAPER)
+
+    @property
+    def verdict(self) -> Optional[str]:
+        """The comparison's verdict (reproduced / contradicted / inconclusive), or None when the
+        claim carries no measured effect."""
+        return None if self.comparison is None else self.comparison["verdict"]
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

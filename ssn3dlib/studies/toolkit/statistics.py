@@ -1,0 +1,206 @@
+"""Uncertainty for every verdict: intervals, paired differences, power and one verdict rule.
+
+A claim of the paper compares two settings (semi- vs unsupervised, SSN3D vs C3D, a trained map
+vs chance). We measure the effect (setting a minus setting b, in the paper's direction), its 95%
+interval, the n behind it and the smallest effect the design could detect, and call it:
+
+- *reproduced*: the interval excludes 0 on the paper's side;
+- *contradicted*: the interval excludes 0 on the other side;
+- *inconclusive*: the interval includes 0 (a tie always does), or the design cannot measure the
+  noise it must (one training seed per setting: seed-to-seed variation is unmeasured).
+
+No tie-breaks by a second metric.
+
+Scores are per-unit arrays: (seeds, units) — units are test queries (a hit at rank 1 is 1/0, AP
+in 0..1), crops, paintings — one row per training seed (or split). Intervals come from a
+bootstrap that resamples seeds, then units, matching the design: the same test units for both
+settings (paired), independently trained seeds. With one seed the interval covers test sampling
+only. A rate from one seed also has its Wilson interval.
+
+Minimum detectable effect (MDE): the true effect a design finds with 80% power at the 5% level
+(two-sided): (z_0.975 + z_0.8) x its standard error, i.e. 2.80 SE.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.stats import norm
+
+CONFIDENCE = 0.95
+POWER = 0.80
+RESAMPLES = 4000
+REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
+#: Training seeds per setting below which seed-to-seed noise is unmeasured (no verdict).
+MIN_SEEDS = 2
+
+
+def mde_factor(confidence: float = CONFIDENCE, power: float = POWER) -> float:
+    """(z_(1 - alpha/2) + z_power): the MDE in units of the effect's standard error (2.80)."""
+    return float(norm.ppf(1 - (1 - confidence) / 2) + norm.ppf(power))
+
+
+def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> Tuple[float, float]:
+    """Wilson score interval of a proportion (e.g. rank-1 = queries matched at rank 1 / queries)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes} of {n}")
+    z = norm.ppf(1 - (1 - confidence) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def as_scores(values) -> np.ndarray:
+    """(seeds, units) float array from one seed's (units,) scores or a list of seeds' rows."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[0] == 0:
+        raise ValueError(f"scores must be (units,) or (seeds, units) with at least one unit, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("scores hold NaN or infinite values: drop units without a score (e.g. queries with no "
+                         "true match) before comparing")
+    return arr
+
+
+def _bootstrap_means(scores: np.ndarray, unit_weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(B,) mean of resampled seeds' means over resampled units (weights: (B, units), rows sum to 1)."""
+    per_seed = unit_weights @ scores.T                                   # (B, seeds)
+    seeds = rng.integers(0, scores.shape[0], size=(len(unit_weights), scores.shape[0]))
+    return np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
+
+
+def _unit_weights(units: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    draws = rng.integers(0, units, size=(resamples, units))
+    counts = np.zeros((resamples, units))
+    np.add.at(counts, (np.arange(resamples)[:, None], draws), 1.0)
+    return counts / units
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured quantity (in the scores' scale times `scale`) with its 95% interval."""
+
+    value: float
+    low: float
+    high: float
+    n: Dict[str, int] = field(default_factory=dict)
+    method: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def estimate(values, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0,
+             unit: str = "queries") -> Estimate:
+    """Mean score of one setting with its interval: Wilson for one seed's 0/1 scores, else a
+    bootstrap over seeds then units."""
+    scores = as_scores(values)
+    s, u = scores.shape
+    n = {unit: u, "seeds": s}
+    if s == 1 and np.isin(scores, (0.0, 1.0)).all():
+        low, high = wilson_interval(int(scores.sum()), u)
+        return Estimate(scale * float(scores.mean()), scale * low, scale * high, n, "wilson")
+    rng = np.random.default_rng(seed)
+    boot = _bootstrap_means(scores, _unit_weights(u, resamples, rng), rng)
+    low, high = np.quantile(boot, [(1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2])
+    return Estimate(scale * float(scores.mean()), scale * float(low), scale * float(high), n,
+                    "bootstrap over seeds then " + unit)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Effect of setting a over setting b (a - b, in the paper's direction) and its verdict.
+
+    effect, low, high, se, mde are in the scores' scale times `scale` (percentage points for
+    rank-1 and mAP). n counts units and each side's seeds. reason says why a verdict is
+    inconclusive and what would decide it.
+    """
+
+    effect: float
+    low: float
+    high: float
+    se: float
+    mde: float
+    n: Dict[str, int]
+    verdict: str
+    reason: str = ""
+    method: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def describe(self, unit: str = "points") -> str:
+        """One sentence: effect, interval, n, MDE."""
+        n = ", ".join(f"{k} {v}" for k, v in self.n.items())
+        return (f"effect {self.effect:+.1f} {unit} (95% CI {self.low:+.1f} to {self.high:+.1f}; {n}; "
+                f"minimum detectable effect {self.mde:.1f})")
+
+
+def verdict_rule(low: float, high: float, seeds: Sequence[int] = (MIN_SEEDS, MIN_SEEDS),
+                 min_seeds: int = MIN_SEEDS) -> Tuple[str, str]:
+    """(verdict, reason) for an effect measured in the paper's direction with interval [low, high]."""
+    if min(seeds) < min_seeds:
+        return INCONCLUSIVE, (f"{min(seeds)} training seed(s) on one side: seed-to-seed noise is unmeasured; "
+                              f"needs at least {min_seeds} seeds per setting")
+    if low > 0:
+        return REPRODUCED, ""
+    if high < 0:
+        return CONTRADICTED, ""
+    return INCONCLUSIVE, "the 95% interval includes 0"
+
+
+def compare(a, b, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0, unit: str = "queries",
+            min_seeds: int = MIN_SEEDS) -> Comparison:
+    """Paired comparison of two settings scored on the same units: a and b are (seeds, units)
+    (or (units,) for one seed); the effect is mean(a) - mean(b), the interval a bootstrap that
+    resamples the shared units once per replicate (paired) and each setting's seeds
+    independently (separately trained). min_seeds=1 for designs whose randomness is all in the
+    units (e.g. one fixed model scored against chance)."""
+    a, b = as_scores(a), as_scores(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a paired comparison needs the same units on both sides, got {a.shape[1]} and {b.shape[1]}")
+    rng = np.random.default_rng(seed)
+    weights = _unit_weights(a.shape[1], resamples, rng)
+    diff = _bootstrap_means(a, weights, rng) - _bootstrap_means(b, weights, rng)
+    lo_q, hi_q = (1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2
+    low, high = (scale * float(v) for v in np.quantile(diff, [lo_q, hi_q]))
+    effect = scale * float(a.mean() - b.mean())
+    se = scale * float(diff.std(ddof=1))
+    if effect == 0.0 and se == 0.0:                    # identical scores: an exact tie
+        low = high = 0.0
+    verdict, reason = verdict_rule(low, high, (a.shape[0], b.shape[0]), min_seeds)
+    n = {unit: int(a.shape[1]), "seeds_a": int(a.shape[0]), "seeds_b": int(b.shape[0])}
+    return Comparison(effect, low, high, se, mde_factor() * se, n, verdict, reason,
+                      f"paired bootstrap over {unit}, seeds resampled per setting ({resamples} replicates)")
+
+
+def against_reference(a, reference: float, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0,
+                      unit: str = "queries", min_seeds: int = MIN_SEEDS) -> Comparison:
+    """mean(a) minus a known constant (a chance level computed exactly, log N), with the
+    interval of a's bootstrap over seeds then units."""
+    scores = as_scores(a)
+    rng = np.random.default_rng(seed)
+    boot = _bootstrap_means(scores, _unit_weights(scores.shape[1], resamples, rng), rng) - reference
+    low, high = (scale * float(v) for v in np.quantile(boot, [(1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2]))
+    se = scale * float(boot.std(ddof=1))
+    verdict, reason = verdict_rule(low, high, (scores.shape[0],), min_seeds)
+    n = {unit: int(scores.shape[1]), "seeds": int(scores.shape[0])}
+    return Comparison(scale * float(scores.mean() - reference), low, high, se, mde_factor() * se, n, verdict,
+                      reason, f"bootstrap over seeds then {unit} against a fixed reference ({resamples} replicates)")
+
+
+def seeds_needed(sd_per_seed: float, mde: float, confidence: float = CONFIDENCE, power: float = POWER) -> int:
+    """Seeds per setting so that a difference of two independent seed means detects `mde`
+    when single seeds scatter by sd_per_seed (same units as mde)."""
+    if mde <= 0:
+        raise ValueError("the minimum detectable effect must be positive")
+    return max(MIN_SEEDS, int(np.ceil(2 * (mde_factor(confidence, power) * sd_per_seed / mde) ** 2)))
+
+
+def optional_comparison(record: Optional[Dict[str, Any]]) -> Optional[Comparison]:
+    """A Comparison from its stored dict (None stays None)."""
+    return None if record is None else Comparison(**record)
