@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data.tracklets import VideoReIDDataset
+from ..jsonio import to_jsonable
 from .config import RunConfig
 
 RANKS = (1, 5, 10, 20)
@@ -70,22 +71,10 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfi
         "num_query": nq,
         "num_gallery": len(dataset.gallery),
         "num_query_without_match": int(result.num_no_match),
-        "protocol": _jsonable(dataset.protocol),
+        "protocol": to_jsonable(dataset.protocol),
         "eval_seconds": time.perf_counter() - start,
     })
     return out
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device: str = "auto",
