@@ -25,6 +25,7 @@ AP_DEFINITIONS = ["standard", "mars-official"]
 #   standard AP = 1/2;  mars AP = (0/1 + 1/2)/2 = 1/4
 # q2 = pid 3 cam 1: its only same-pid item g6 is on camera 1 -> no match, skipped.
 # CMC (2 valid queries, first hits at 3 and 2): [0, 1/2, 1, 1, 1, ...]
+# First-match ranks per query: [3, 2, 0] (0: no true match).
 HAND_DISTMAT = np.array(
     [
         [0.5, 0.1, 0.2, 0.3, 0.4, 0.9, 0.6, 0.7],
@@ -51,6 +52,18 @@ def test_hand_computed_case(implementation, ap):
     np.testing.assert_allclose(result.average_precision, HAND_AP[ap])
     assert result.mAP == pytest.approx(np.mean(HAND_AP[ap]))
     assert result.num_no_match == 1
+    np.testing.assert_array_equal(result.first_match_rank, [3, 2, 0])
+
+
+def test_first_match_rank_is_not_capped_by_max_rank():
+    # q0's first hit sits at valid rank 3: beyond a CMC of length 2, still reported as 3,
+    # and the per-query records give back the CMC and mAP they summarise.
+    for implementation in IMPLEMENTATIONS:
+        result = implementation(HAND_DISTMAT, **HAND_LABELS, max_rank=2)
+        np.testing.assert_array_equal(result.first_match_rank, [3, 2, 0])
+        matched = result.first_match_rank[result.first_match_rank > 0]
+        assert result.cmc[0] == np.mean(matched == 1) and result.cmc[1] == np.mean(matched <= 2)
+        assert len(result.average_precision) == len(matched)
 
 
 def test_cmc_length_is_capped_by_gallery_size():
@@ -85,6 +98,7 @@ def assert_same_result(result, expected):
     np.testing.assert_array_equal(result.average_precision, expected.average_precision)
     assert result.mAP == expected.mAP
     assert result.num_no_match == expected.num_no_match
+    np.testing.assert_array_equal(result.first_match_rank, expected.first_match_rank)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -111,6 +125,7 @@ def test_negative_zero_ties_with_zero():
     assert_same_result(result, evaluate_rank_reference(distmat, **labels, max_rank=3))
     np.testing.assert_allclose(result.cmc, [1, 1, 1])
     np.testing.assert_allclose(result.average_precision, [(1 / 1 + 2 / 3) / 2])
+    np.testing.assert_array_equal(result.first_match_rank, [1])
 
 
 # ------------------------------------------------------------------ error cases

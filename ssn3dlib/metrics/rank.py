@@ -36,12 +36,21 @@ _MAX_MASK_ELEMENTS = 1 << 24
 
 
 class RankResult(NamedTuple):
-    """Outcome of :func:`evaluate_rank`; fractions are in 0..1, not percent."""
+    """Outcome of :func:`evaluate_rank`; fractions are in 0..1, not percent.
+
+    Per-query records (so two runs on one test set can be paired query by query):
+    ``first_match_rank`` has one entry per query row, in query order: the 1-based rank of its
+    first true match among the valid gallery items (junk excluded, not capped at max_rank),
+    and **0 for a query without a true match** (skipped by CMC and mAP).
+    ``average_precision`` holds the AP of the queries with a match only, in query order:
+    it aligns with ``first_match_rank[first_match_rank > 0]``.
+    """
 
     cmc: np.ndarray
     mAP: float
     num_no_match: int
     average_precision: np.ndarray
+    first_match_rank: np.ndarray
 
 
 class RankInputs(NamedTuple):
@@ -317,7 +326,9 @@ def evaluate_rank(
     without one are skipped and counted in ``num_no_match``. Equal distances
     rank by gallery index. ``ap`` selects "standard" (non-interpolated) or
     "mars-official" (trapezoidal, MARS MATLAB code) average precision.
-    Inputs may be numpy arrays or torch tensors.
+    Inputs may be numpy arrays or torch tensors. Per query, the result also gives the
+    rank of the first true match (0 when there is none) and the AP (see :class:`RankResult`);
+    the first match is the smallest rank of the query's true matches, so no row is sorted.
     """
     x = prepare_rank_inputs(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, ap, junk_pids)
     num_q, num_g = x.distmat.shape
@@ -333,6 +344,9 @@ def evaluate_rank(
     first_hit = np.minimum(rank[first], cmc_len + 1) - 1
     cmc = np.cumsum(np.bincount(first_hit, minlength=cmc_len + 1)[:cmc_len]) / len(valid)
 
+    first_match_rank = np.zeros(num_q, dtype=np.int64)   # 0: no true match
+    first_match_rank[valid] = rank[first]
+
     terms = _ap_terms(pos.hit, rank, x.ap)
     # Per-query slice sums (not reduceat): same pairwise summation as the reference.
     average_precision = np.array(
@@ -343,4 +357,5 @@ def evaluate_rank(
         mAP=float(average_precision.mean()),
         num_no_match=int(num_q - len(valid)),
         average_precision=average_precision,
+        first_match_rank=first_match_rank,
     )

@@ -48,6 +48,7 @@ def evaluate_rank_reference(
     global_junk = np.isin(x.g_pids, x.junk_pids)
 
     all_cmc, all_ap = [], []
+    first_match_rank = np.zeros(num_q, dtype=np.int64)  # 0: no true match
     for q_idx in range(num_q):
         order = indices[q_idx]
         same_cam = (x.g_pids[order] == x.q_pids[q_idx]) & (x.g_camids[order] == x.q_camids[q_idx])
@@ -55,6 +56,7 @@ def evaluate_rank_reference(
         raw_cmc = matches[q_idx][keep]
         if not raw_cmc.any():
             continue  # no true match left for this query
+        first_match_rank[q_idx] = np.flatnonzero(raw_cmc)[0] + 1
         cmc = np.minimum(raw_cmc.cumsum(), 1)
         # A short valid list (heavy junk) has already found its match: pad with 1.
         cmc = np.pad(cmc[:cmc_len], (0, max(0, cmc_len - len(cmc))), constant_values=1)
@@ -68,4 +70,5 @@ def evaluate_rank_reference(
         mAP=float(average_precision.mean()),
         num_no_match=num_q - len(all_cmc),
         average_precision=average_precision,
+        first_match_rank=first_match_rank,
     )
