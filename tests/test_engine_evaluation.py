@@ -8,7 +8,7 @@ from ssn3dlib.data import clip_dataset
 from ssn3dlib.data.tracklets import Tracklet, VideoReIDDataset
 from ssn3dlib.engine import evaluate, load_config, mean_over_splits, train
 from ssn3dlib.engine.build import epoch_schedule
-from ssn3dlib.engine.evaluator import evaluate_model
+from ssn3dlib.engine.evaluator import evaluate_model, per_query_metrics
 
 from engine_helpers import tiny_config
 
@@ -34,6 +34,20 @@ def test_ranking_by_hand_and_each_tracklet_extracted_once(monkeypatch):
     assert (result["rank1"], result["rank5"], result["rank20"]) == (50.0, 100.0, 100.0)
     assert result["mAP"] == pytest.approx(75.0)
     assert (result["num_query"], result["num_gallery"], result["ap_definition"]) == (2, 4, "standard")
+    assert result["per_query"] == {"query": ["A", "B"], "first_match_rank": [1, 2], "ap": [1.0, 0.5]}
+    assert per_query_metrics(result["per_query"]) == {"rank1": 50.0, "mAP": 75.0}
+
+
+def test_query_without_match_has_rank_0_and_no_ap(monkeypatch):
+    """E (pid 3) as a query has no same-pid gallery entry: rank 0, ap None, left out of rank-1 and mAP."""
+    monkeypatch.setattr(clip_dataset, "extract_features",
+                        lambda model, tracklets, **kw: torch.tensor([[POSITION[t]] for t in tracklets]))
+    dataset = VideoReIDDataset("synthetic_world", "/x", [], [B, E], [C, D, A], {"gallery": "test"})
+    result = evaluate_model(None, dataset, load_config(), torch.device("cpu"), progress=False)
+    # B at 1.0: D (distance 0.5) before C (0.8) and A (1.0): its true match at rank 1, AP 1.
+    assert result["per_query"] == {"query": ["B", "E"], "first_match_rank": [1, 0], "ap": [1.0, None]}
+    assert result["num_query_without_match"] == 1 and result["rank1"] == 100.0
+    assert per_query_metrics(result["per_query"]) == {"rank1": 100.0, "mAP": 100.0}
 
 
 def test_mean_over_splits_averages_each_metric():
@@ -61,6 +75,10 @@ def test_supervised_strategy_is_evaluated_with_test_frame_keypoints(tiny_world, 
                    progress=False)
     metrics = evaluate(result.paths["last"], progress=False)
     assert metrics["strategy"] == "supervised" and metrics["mAP"] == result.final["mAP"]
+    # the checkpoint's evaluation keeps the per-query arrays; metrics.jsonl lines do not
+    assert metrics["per_query"] == result.final["per_query"]
+    assert per_query_metrics(result.final["per_query"])["mAP"] == pytest.approx(result.final["mAP"])
+    assert "per_query" not in (tmp_path / "metrics.jsonl").read_text()
 
 
 def test_split_protocol_trains_one_run_per_split_on_pku(tmp_path):

@@ -46,7 +46,13 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfi
                    amp_dtype: Optional[torch.dtype] = None, progress: bool = True,
                    keypoints: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, Any]:
     """Rank-1/5/10/20 and mAP (percent) of `model` on the dataset's query and gallery
-    (keypoints: the supervised strategy's per-frame parts, else None)."""
+    (keypoints: the supervised strategy's per-frame parts, else None).
+
+    `per_query` keeps what the summary numbers are made of, one entry per query tracklet in
+    query order, so two runs on one test set can be paired query by query: `query` (tracklet
+    names), `first_match_rank` (1-based rank of the first true match, 0 for a query without
+    one) and `ap` (its average precision in 0..1, None without a match). Rank-1 is the share
+    of matched queries with first_match_rank 1, mAP the mean of their ap (see `per_query_metrics`)."""
     from ..metrics import compute_distance, evaluate_rank
 
     if not dataset.query or not dataset.gallery:
@@ -71,10 +77,31 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfi
         "num_query": nq,
         "num_gallery": len(dataset.gallery),
         "num_query_without_match": int(result.num_no_match),
+        "per_query": per_query_record(dataset.query, result),
         "protocol": to_jsonable(dataset.protocol),
         "eval_seconds": time.perf_counter() - start,
     })
     return out
+
+
+def per_query_record(queries: Sequence, result) -> Dict[str, List]:
+    """The per-query arrays of a RankResult, keyed by query tracklet name (the index when a
+    tracklet has no name)."""
+    ranks = [int(r) for r in result.first_match_rank]
+    ap = iter(float(v) for v in result.average_precision)
+    return {"query": [t.name or str(i) for i, t in enumerate(queries)], "first_match_rank": ranks,
+            "ap": [next(ap) if r > 0 else None for r in ranks]}
+
+
+def per_query_metrics(per_query: Mapping[str, Sequence]) -> Dict[str, float]:
+    """Rank-1 and mAP (percent) recomputed from a `per_query` record (queries without a true
+    match left out, as the evaluation does)."""
+    ranks = np.asarray(per_query["first_match_rank"])
+    matched = ranks > 0
+    if not matched.any():
+        raise ValueError("no query of this per-query record has a true match")
+    ap = np.array([a for a, m in zip(per_query["ap"], matched) if m], dtype=np.float64)
+    return {"rank1": 100.0 * float(np.mean(ranks[matched] == 1)), "mAP": 100.0 * float(ap.mean())}
 
 
 def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device: str = "auto",

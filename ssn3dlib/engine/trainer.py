@@ -426,7 +426,8 @@ class _Run:
                                      self.amp, progress=self.progress, keypoints=self.test_keypoints)
         metrics = broadcast_object(self.ctx, metrics)
         key = self.config.eval.select
-        self.final_eval = {"epoch": self.epoch, **metrics}
+        self.final_eval = {"epoch": self.epoch, **metrics}     # with per_query (kept in the checkpoints)
+        # metrics.jsonl gets the summary numbers only: one line per evaluation stays small
         record = {"kind": "eval", "epoch": self.epoch, "step": self.global_step,
                   **{k: metrics[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "eval_seconds")}}
         self.log.write(record, self.global_step)
