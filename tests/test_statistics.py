@@ -15,7 +15,7 @@ from ssn3dlib.studies.toolkit import (
     verdict_rule,
     wilson_interval,
 )
-from ssn3dlib.studies.toolkit.statistics import mde_factor, seeds_needed
+from ssn3dlib.studies.toolkit.statistics import deciding, mde_factor, seeds_needed
 
 
 def test_wilson_interval_by_hand():
@@ -126,3 +126,15 @@ def test_a_claim_takes_its_verdict_from_its_comparison():
     with pytest.raises(ValueError, match="disagrees"):
         Claim("z", "Table 1", "a > b", False, comparison=win)
     assert Claim.from_dict(Claim("y", "Table 1", "a > b", None, comparison=win).to_dict()).verdict == REPRODUCED
+
+
+def test_the_weakest_comparison_decides_an_all_of_claim():
+    win = compare(np.ones((2, 20)), np.zeros((2, 20)))                     # +100, reproduced
+    narrow = compare(np.r_[np.ones(12), np.zeros(8)][None].repeat(2, 0), np.zeros((2, 20)))  # +60, reproduced
+    tie = compare(np.ones((2, 20)), np.ones((2, 20)))                      # 0, inconclusive
+    loss = compare(np.zeros((2, 20)), np.ones((2, 20)))                    # -100, contradicted
+    assert deciding({"a": win, "b": narrow}) == ("b", narrow)              # all reproduced: the lowest bound
+    assert deciding({"a": win, "t": tie})[0] == "t"
+    assert deciding({"a": win, "t": tie, "l": loss})[0] == "l"
+    with pytest.raises(ValueError):
+        deciding({})

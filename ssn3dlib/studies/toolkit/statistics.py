@@ -23,7 +23,7 @@ Minimum detectable effect (MDE): the true effect a design finds with 80% power a
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.stats import norm
@@ -199,6 +199,17 @@ def seeds_needed(sd_per_seed: float, mde: float, confidence: float = CONFIDENCE,
     if mde <= 0:
         raise ValueError("the minimum detectable effect must be positive")
     return max(MIN_SEEDS, int(np.ceil(2 * (mde_factor(confidence, power) * sd_per_seed / mde) ** 2)))
+
+
+def deciding(comparisons: Mapping[str, Comparison]) -> Tuple[str, Comparison]:
+    """(key, comparison) that decides a claim holding only if every comparison is reproduced
+    (e.g. "every motif is found"): a contradicted one if any, else an inconclusive one, else a
+    reproduced one; within that verdict the one with the lowest interval bound. The claim takes
+    its verdict: reproduced only when all are (an intersection test: no multiplicity correction)."""
+    if not comparisons:
+        raise ValueError("no comparisons to decide from")
+    rank = {CONTRADICTED: 0, INCONCLUSIVE: 1, REPRODUCED: 2}
+    return min(comparisons.items(), key=lambda kv: (rank[kv[1].verdict], kv[1].low))
 
 
 def optional_comparison(record: Optional[Dict[str, Any]]) -> Optional[Comparison]:
