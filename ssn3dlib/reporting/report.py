@@ -1,59 +1,111 @@
-"""reports/REPORT.md (and REPORT.html): every claim of the paper beside our number, assembled
-from the studies' metrics.json files (their tables and figures beside).
+"""reports/REPORT.md (and REPORT.html): every claim of the paper beside our measured effect,
+assembled from the studies' metrics.json files (their tables and figures beside).
 
 Every study lists its claims in its metrics.json under ``claims``, as records of the toolkit's
 ``Claim`` (``ssn3dlib.studies.toolkit.claims``); the report reads that list as it is, with no
-per-study code. Each row says: the paper's statement or number, ours (the claim's detail), the
-data and profile it came from, and a verdict: "reproduced", "not reproduced", or "not testable
-here" with the reason. A study's own checks (``paper_claim`` false) are labelled apart and hold
-or fail, never counted as the paper's. Claims are read, never recomputed: the notebooks compute
-and assert them; a missing metrics.json (or one without a claims list) gives a "not run" row
+per-study code. A claim with a ``comparison`` (``statistics.Comparison.to_dict()``) shows its
+effect with the 95% interval, n (units, seeds or splits), minimum detectable effect and the
+verdict of ``statistics.verdict_rule``: reproduced, contradicted or inconclusive (with what
+would decide it). A paper claim without a comparison has no verdict: it is shown as "no interval
+yet" and counted apart, never as reproduced or not; one the data cannot test is "not testable
+here" with its reason. A study's own checks (``paper_claim`` false) follow the same rule as
+holds / fails / inconclusive, labelled and counted apart from the paper's claims. Claims are
+read, never recomputed: the studies compute them from per-unit records they keep beside their
+metrics.json; a missing metrics.json (or one without a claims list) gives a "not run" row
 naming the command that produces it.
 """
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import pandas as pd
-
 from ..paths import reports_dir, study_dir
 from ..studies.toolkit import METRICS_FILE, WALL_TIME_KEY, Claim, claims_from_records, read_json
 from ..studies.toolkit.records import RUNS_WALL_TIME_KEY
+from ..studies.toolkit.statistics import (
+    CONFIDENCE,
+    CONTRADICTED,
+    INCONCLUSIVE,
+    MIN_SEEDS,
+    POWER,
+    REPRODUCED,
+    Comparison,
+    mde_factor,
+    optional_comparison,
+)
 from . import paper
 from .tables import load_runs, render_markdown
 
-REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE, NOT_RUN = ("reproduced", "not reproduced", "not testable here",
-                                                     "not run")
-#: Verdicts of a study's own checks (paper_claim false): they hold or fail, and are not the paper's.
+#: Verdicts of a paper claim without a measured effect (no comparison).
+NO_INTERVAL, NOT_TESTABLE, NOT_RUN = "no interval yet", "not testable here", "not run"
+#: Verdicts of a study's own checks (paper_claim false) with a comparison: reproduced and
+#: contradicted become holds and fails; they are not the paper's.
 HOLDS, FAILS = "holds", "fails"
+CHECK_VERDICTS = {REPRODUCED: HOLDS, CONTRADICTED: FAILS, INCONCLUSIVE: INCONCLUSIVE}
+#: Every verdict a row can carry, in the order the counts list them.
+ORDER = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, HOLDS, FAILS, NO_INTERVAL, NOT_TESTABLE, NOT_RUN)
 #: Added to the source of a study's own check.
 EXTRA_CHECK = " (our extra check)"
+#: The effect, n and MDE cells of a row without a comparison.
+NONE = "–"
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def format_effect(cmp: Comparison) -> str:
+    """'+8.0 [+3.1, +12.9]': the effect and its 95% interval."""
+    return f"{_signed(cmp.effect)} [{_signed(cmp.low)}, {_signed(cmp.high)}]"
+
+
+def format_n(n: Dict[str, int]) -> str:
+    """'37 queries, 2 seeds each' from a comparison's n ({unit: .., seeds_a: .., seeds_b: ..},
+    {unit: .., seeds: ..}, or any other counts such as splits)."""
+    parts = []
+    for key, value in n.items():
+        if key == "seeds_b" and "seeds_a" in n:
+            continue
+        if key == "seeds_a" and "seeds_b" in n:
+            a, b = n["seeds_a"], n["seeds_b"]
+            parts.append(f"{a} seed{'s' * (a != 1)} each" if a == b else f"{a} vs {b} seeds")
+        else:
+            parts.append(f"{value} {key.replace('_', ' ')}")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the report's claims table."""
+    """One line of the report's claims table; effect, n and mde are NONE without a comparison."""
 
     source: str          # paper figure / table
     paper: str           # the paper's statement or number
-    ours: str            # our number or finding
+    ours: str            # our number or finding (the claim's detail)
     data: str            # data and profile it came from
     verdict: str
     reason: str = ""
+    effect: str = NONE   # effect [95% CI]
+    n: str = NONE
+    mde: str = NONE
+    paper_claim: bool = True
 
     @classmethod
     def of(cls, claim: Claim) -> "Row":
-        if claim.holds is None:
-            verdict = NOT_TESTABLE
-        elif claim.paper_claim:
-            verdict = REPRODUCED if claim.holds else NOT_REPRODUCED
-        else:
-            verdict = HOLDS if claim.holds else FAILS
+        cmp = optional_comparison(claim.comparison)
         source = claim.source if claim.paper_claim else claim.source + EXTRA_CHECK
-        return cls(source, claim.statement, claim.detail, claim.data, verdict, claim.reason)
+        common = dict(source=source, paper=claim.statement, ours=claim.detail, data=claim.data,
+                      paper_claim=claim.paper_claim)
+        if cmp is None:
+            if claim.holds is None:
+                return cls(verdict=NOT_TESTABLE, reason=claim.reason, **common)
+            return cls(verdict=NO_INTERVAL, **common)     # the legend says why: no verdict without one
+        verdict = cmp.verdict if claim.paper_claim else CHECK_VERDICTS[cmp.verdict]
+        reason = (claim.reason or cmp.reason) if cmp.verdict == INCONCLUSIVE else ""   # the study's: what decides it
+        return cls(verdict=verdict, reason=reason, effect=format_effect(cmp), n=format_n(cmp.n),
+                   mde=f"{cmp.mde:.1f}", **common)
 
 
 @dataclass(frozen=True)
@@ -92,10 +144,9 @@ def study_claims(study: Study, profile: str) -> List[Row]:
     if not records:
         return [_not_run(study, profile, "it found nothing to test; ")]
     try:
-        claims = claims_from_records(records)
-    except (TypeError, ValueError) as err:
+        return [Row.of(c) for c in claims_from_records(records)]
+    except (TypeError, ValueError) as err:          # unknown keys in a claim or its comparison
         raise ValueError(f"{study.name}/{METRICS_FILE}: {err}") from None
-    return [Row.of(c) for c in claims]
 
 
 def collect_claims(profile: str = "cpu") -> Dict[str, List[Row]]:
@@ -107,24 +158,68 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def how_to_read() -> List[str]:
+    """The report's opening section: the verdict rule (statistics.py's), n, MDE and the other labels."""
+    conf, power = round(100 * CONFIDENCE), round(100 * POWER)
+    return [
+        "## How to read a verdict", "",
+        "Each claim compares two settings (or one setting against a fixed reference such as chance) in the "
+        "paper's direction: the effect is setting a minus setting b (percentage points for rates such as "
+        f"rank-1, mAP or PCK), with its {conf}% interval from a bootstrap over the test units (queries, crops, "
+        "paintings), paired between the settings, and over the training seeds, resampled per setting.", "",
+        f"- **{REPRODUCED}**: the {conf}% interval excludes 0 on the paper's side;",
+        f"- **{CONTRADICTED}**: it excludes 0 on the other side;",
+        f"- **{INCONCLUSIVE}**: it includes 0 (a tie always does), or a setting has fewer than {MIN_SEEDS} "
+        "training seeds: one training seed decides nothing, since seed-to-seed noise is then unmeasured "
+        "(unless all of the design's randomness is in the test units). The verdict cell says what would "
+        "decide it. No tie-breaks by a second metric.",
+        "- **n**: the test units and the training seeds (or splits) behind the effect.",
+        f"- **MDE**, minimum detectable effect: the true effect the design finds with {power}% power at the "
+        f"{100 - conf}% level, {mde_factor():.2f} standard errors of the effect. A difference smaller than the "
+        "MDE is within this design's noise.",
+        f"- **{NO_INTERVAL}**: the study records no effect with its interval for this claim, so it has no "
+        "verdict; its numbers are in \"we find\". **" + NOT_TESTABLE + "**: the data or hardware is not here "
+        "(the cell says which profile has it). **" + NOT_RUN + "**: the study's notebook has not run.",
+        f"- Our own checks (controls, stricter tests; source marked \"{EXTRA_CHECK.strip()}\") follow the "
+        f"same rule as **{HOLDS}** / **{FAILS}** / **{INCONCLUSIVE}** and are counted apart from the paper's "
+        "claims.",
+        "- Each comparison is stored with its claim in the study's `metrics.json` (`claims[].comparison`, with "
+        "its method); the study keeps the per-unit scores it came from (per query: first-true-match rank "
+        "and AP; per crop or painting: the hit) in its records under `reports/`, and "
+        "`ssn3dlib.studies.toolkit.statistics.compare` (or `against_reference`) recomputes it from them.",
+    ]
+
+
+def verdict_counts(claims: Dict[str, List[Row]]) -> List[str]:
+    """One line for the paper's claims and one for our own checks: how many rows carry each verdict."""
+    def line(rows: List[Row]) -> str:
+        counts = Counter(r.verdict for r in rows)
+        return ", ".join(f"{counts[v]} {v}" for v in ORDER if counts[v]) or "none"
+
+    rows = [r for group in claims.values() for r in group]
+    return [f"- The paper's claims: {line([r for r in rows if r.paper_claim])}.",
+            f"- Our own checks: {line([r for r in rows if not r.paper_claim])}."]
+
+
 def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
     """The markdown report; image links are relative to the report's folder (reports/ or
     reports/<profile>/)."""
     root = Path(root) if root is not None else (reports_dir() if profile == "cpu" else reports_dir() / profile)
     claims = collect_claims(profile)
-    counts = pd.Series([c.verdict for rows in claims.values() for c in rows]).value_counts()
     lines = [f"# SSN3D study report ({profile} profile)", "",
              f"Regenerated by `ssn3d studies run --profile {profile}` from the studies' `metrics.json` files; "
-             "do not edit by hand. Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
-             "| # | source | the paper says | we find | data, profile | verdict |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "do not edit by hand.", "", "Verdicts:", *verdict_counts(claims), "", *how_to_read(), "",
+             "## Claims", "",
+             "| # | source | the paper says | we find (data, profile) | effect [95% CI] | n | MDE | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     number = 0
     for rows in claims.values():
         for c in rows:
             number += 1
-            verdict = c.verdict + (f" ({c.reason})" if c.reason else "")
-            lines.append(f"| {number} | {_cell(c.source)} | {_cell(c.paper)} | {_cell(c.ours)} | {_cell(c.data)} "
-                         f"| {_cell(verdict)} |")
+            ours = c.ours + (f" ({c.data})" if c.data else "")
+            verdict = f"**{c.verdict}**" + (f": {c.reason}" if c.reason else "")
+            lines.append(f"| {number} | {_cell(c.source)} | {_cell(c.paper)} | {_cell(ours)} | {_cell(c.effect)} "
+                         f"| {_cell(c.n)} | {_cell(c.mde)} | {_cell(verdict)} |")
     for study in STUDIES + (EXPLORER,):
         folder = study_dir(study.name, profile, create=False)
         if study is EXPLORER and not any(folder.glob("*.png")):
