@@ -23,7 +23,9 @@ the report assembler):
   null if the median run never gets there), ``seeds``.
 - ``claims``: a list of ``Claim`` records (``ssn3dlib.studies.toolkit.claims``), all the
   paper's: ``noise_converges``, ``ones_stay_at_log_n``, ``larger_n_converges_later`` and
-  ``gaussian_faster_than_uniform`` (see ``check_claims``).
+  ``gaussian_faster_than_uniform`` (see ``check_claims``), each with its ``comparison``
+  (effect, 95% interval, n, minimum detectable effect, verdict) computed from ``runs`` alone,
+  the seeds being the units: ``check_claims(metrics["runs"])`` recomputes them.
 
 Each run is a toolkit ``SSNRun`` labelled with its ``distribution``; the training loop is
 ``toolkit.train_ssn`` fed by ``map_sampler``.
@@ -33,8 +35,9 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -43,6 +46,7 @@ from ..figures import new_figure
 from ..models import SelfSeparatedNetwork
 from .toolkit import WALL_TIME_KEY, Claim, SSNRun, attention_maps, claims_to_records, peak_windows, train_ssn
 from .toolkit.ssn_training import CONVERGED_FRACTION
+from .toolkit.statistics import INCONCLUSIVE, Comparison, against_reference, compare, deciding, seeds_needed
 
 DISTRIBUTIONS = ("gaussian", "uniform", "ones")
 NUM_PARTS = (3, 6, 9)
@@ -217,68 +221,164 @@ def data_label(params: StudyParams, profile: str) -> str:
             f"profile {profile}")
 
 
-def check_claims(runs: Sequence[SSNRun], data: str = "random maps", ones_tolerance: float = 0.01) -> List[Claim]:
-    """The paper's Fig. 5 claims, checked on our runs (every one a paper claim; `data` says
-    what they were measured on).
+def _record(run) -> Dict:
+    """A run's record (``SSNRun.record()``, or the stored record itself): what the claims read."""
+    return run.record() if isinstance(run, SSNRun) else dict(run)
 
-    - noise_converges: every Gaussian and uniform run (every seed) falls below 0.1 log N,
-      and its final loss is below 0.1 log N.
-    - ones_stay_at_log_n: every all-ones run ends within ones_tolerance x log N of log N and
-      never goes below it (identical windows give identical parts, so mean CE >= log N).
-    - larger_n_converges_later: per noise distribution, the median step of convergence does
-      not decrease as N grows.
-    - gaussian_faster_than_uniform: for every N, the Gaussian setting converges (median step)
-      no later than the uniform one.
-    A claim whose runs are absent (e.g. no all-ones runs) is left out.
+
+def _converged_at(record: Dict) -> float:
+    """First step below 0.1 log N; a run that never gets there counts as its step budget
+    (censored: its true step is later, so this understates how late it is)."""
+    step = record["first_step_below_10pct_log_n"]
+    return float(record["steps"] if step is None else step)
+
+
+def _by_seed(records: Sequence[Dict], value: Callable[[Dict], float]) -> np.ndarray:
+    """(seeds, 1) scores, one row per seed (the units of this study's comparisons are its seeds)."""
+    return np.array([[value(r)] for r in sorted(records, key=lambda r: r["seed"])])
+
+
+def _decide_text(comparisons: Dict[str, Comparison], unit: str) -> Tuple[str, Comparison, str]:
+    """(deciding key, its comparison, words): every comparison's effect and interval, the deciding one in full."""
+    key, decisive = deciding(comparisons)
+    each = "; ".join(f"{k}: {c.effect:+.1f} ({c.low:+.1f} to {c.high:+.1f}), {c.verdict}"
+                     for k, c in comparisons.items())
+    return key, decisive, f"{each}. Decided by {key}: {decisive.describe(unit)}"
+
+
+def _what_decides(comparison: Comparison, records: Sequence[Sequence[Dict]], value: Callable[[Dict], float],
+                  scale: float = 1.0) -> str:
+    """Reason of an inconclusive comparison: the seeds per setting a difference of its size needs."""
+    if comparison.verdict != INCONCLUSIVE:
+        return ""
+    sds = [np.std([scale * value(r) for r in group], ddof=1) for group in records if len(group) > 1]
+    if not sds or abs(comparison.effect) == 0:
+        return comparison.reason + "; needs at least 2 seeds per setting and a non-zero difference to size it"
+    seeds = seeds_needed(float(np.sqrt(np.mean(np.square(sds)))), abs(comparison.effect))
+    return (f"{comparison.reason}; a difference of {abs(comparison.effect):.1f} with this seed-to-seed spread "
+            f"needs about {seeds} seeds per setting")
+
+
+#: Below this many seeds per setting the details warn that the bootstrap interval is too narrow.
+FEW_SEEDS = 10
+#: The unit of every comparison: each seed's run is one unit, a row of the bootstrap over seeds.
+UNIT = "run per seed"
+
+
+def _few_seeds(records: Sequence[Dict]) -> str:
+    """A warning when the settings have few seeds: a bootstrap mean never leaves the seeds' range."""
+    counts: Dict[tuple, int] = {}
+    for r in records:
+        key = (r["distribution"], r["num_parts"])
+        counts[key] = counts.get(key, 0) + 1
+    fewest = min(counts.values())
+    return (f" With {fewest} seed(s) per setting a bootstrap interval cannot reach beyond the seeds' own range, "
+            f"so it is likely narrower than a true 95% interval." if fewest < FEW_SEEDS else "")
+
+
+def check_claims(runs: Sequence, data: str = "random maps", ones_tolerance: float = 0.01) -> List[Claim]:
+    """The paper's Fig. 5 claims, each a comparison over training seeds (the randomness of this
+    study is the SSN's initialisation and the drawn maps; a seed's run is one unit). Runs are
+    ``SSNRun``s or their stored records (metrics.json ``runs``): the claims read only the
+    records, so they can be recomputed from metrics.json. Each setting's seeds are rows of a
+    bootstrap over seeds (``statistics``), resampled per setting; one seed per setting is
+    inconclusive by the rule. A claim over several settings needs every comparison reproduced
+    (``deciding``: the weakest decides).
+
+    - noise_converges: per Gaussian and uniform setting, 0.1 log N minus the final loss, in
+      % of log N (> 0: the loss ends below the threshold).
+    - ones_stay_at_log_n (an equivalence): per all-ones N, the tolerance (ones_tolerance x
+      log N) minus |final loss - log N|, in % of log N: reproduced when the whole interval of
+      the gap lies below the tolerance.
+    - larger_n_converges_later: per noise distribution and each step of N, the step of
+      convergence at the larger N minus that at the smaller one.
+    - gaussian_faster_than_uniform: per N, the uniform setting's step of convergence minus the
+      Gaussian one's.
+    A run that never falls below 0.1 log N converges at its step budget (censored). A claim
+    whose runs are absent (e.g. no all-ones runs) is left out.
     """
-    settings = {(s.distribution, s.num_parts): s for s in group_settings(runs)}
-    noise = [r for r in runs if distribution_of(r) != "ones"]
-    ones = [r for r in runs if distribution_of(r) == "ones"]
+    records = [_record(r) for r in runs]
+    groups: Dict[tuple, List[Dict]] = {}
+    for r in records:
+        groups.setdefault((r["distribution"], r["num_parts"]), []).append(r)
+    noise = {k: g for k, g in groups.items() if k[0] != "ones"}
+    ones = {k: g for k, g in groups.items() if k[0] == "ones"}
+    censored = [f"{d} N={n} seed {r['seed']}" for (d, n), g in noise.items() for r in g
+                if r["first_step_below_10pct_log_n"] is None]
+    censoring = (f" Runs that never fall below 0.1 log N count as their step budget (censored, so later in "
+                 f"truth): {', '.join(censored)}." if censored else " Every noise run falls below 0.1 log N.")
+    few = _few_seeds(records)
     claims = []
 
-    def record(name, statement, holds, detail):
-        claims.append(Claim(name, SOURCE, statement, bool(holds), detail, data))
+    def record(name, statement, comparison: Comparison, detail, reason=""):
+        claims.append(Claim(name, SOURCE, statement, None, detail, data, reason=reason,
+                            comparison=comparison.to_dict()))
+
+    def name(key):
+        return f"{key[0]} N={key[1]}"
 
     if noise:
-        converged = [r.first_step_below(CONVERGED_FRACTION) is not None
-                     and r.final_loss() < CONVERGED_FRACTION * r.log_n for r in noise]
-        worst = max(noise, key=lambda r: r.final_loss() / r.log_n)
+        def margin(r):
+            return CONVERGED_FRACTION - r["final_loss"] / r["log_n"]
+        comparisons = {name(k): against_reference(_by_seed(g, margin), 0.0, unit=UNIT)
+                       for k, g in noise.items()}
+        key, decisive, words = _decide_text(comparisons, "points of log N")
+        ratios = {name(k): 100 * statistics.fmean(r["final_loss"] / r["log_n"] for r in g) for k, g in noise.items()}
         record("noise_converges", "The loss can converge to a small value very fast even if the "
-               "data is randomly generated.", all(converged),
-               f"{sum(converged)} of {len(noise)} Gaussian and uniform runs fall below 0.1 log N and end "
-               f"there; the highest final loss is {worst.final_loss():.3f} ({run_name(worst)}, seed "
-               f"{worst.seed}, where 0.1 log N = {CONVERGED_FRACTION * worst.log_n:.3f}).")
+               "data is randomly generated.", decisive,
+               "Mean final loss over seeds, in % of log N, against the 0.1 log N threshold (10%): "
+               + ", ".join(f"{k} {v:.2f}%" for k, v in ratios.items())
+               + f". Margin below the threshold per setting (points of log N, 95% CI): {words}.{few}",
+               _what_decides(decisive, [noise[k] for k in noise if name(k) == key], margin, 100))
     if ones:
-        stay = [abs(r.final_loss() - r.log_n) <= ones_tolerance * r.log_n
-                and min(r.losses) > r.log_n - 1e-4 for r in ones]
-        gap = max(abs(r.final_loss() - r.log_n) / r.log_n for r in ones)
+        def inside(r):
+            return ones_tolerance - abs(r["final_loss"] - r["log_n"]) / r["log_n"]
+        comparisons = {name(k): against_reference(_by_seed(g, inside), 0.0, unit=UNIT)
+                       for k, g in ones.items()}
+        key, decisive, words = _decide_text(comparisons, "points of log N")
+        gap = max(abs(r["final_loss"] - r["log_n"]) / r["log_n"] for g in ones.values() for r in g)
         record("ones_stay_at_log_n", "The learning curves of the all-one feature maps do not "
-               "converge.", all(stay),
-               f"{sum(stay)} of {len(ones)} all-ones runs stay at log N (never below it, final loss within "
-               f"{100 * ones_tolerance:g}% of it); the largest final gap is {100 * gap:.2f}% of log N.")
-    monotone, details = [], []
+               "converge.", decisive,
+               f"Equivalence test: the claim is that the loss stays within {100 * ones_tolerance:g}% of log N "
+               f"(identical windows give identical parts, so the loss cannot go below log N); the effect is the "
+               f"tolerance minus |final loss - log N| in points of log N, reproduced when the whole interval of "
+               f"the gap lies inside the tolerance. The largest gap of any all-ones run is {100 * gap:.4f}% of "
+               f"log N. Per N: {words}.{few}",
+               _what_decides(decisive, [ones[k] for k in ones if name(k) == key], inside, 100))
+    comparisons, steps = {}, {}
     for dist in [d for d in DISTRIBUTIONS if d != "ones"]:
-        chain = sorted((s for (d, _), s in settings.items() if d == dist), key=lambda s: s.num_parts)
-        if len(chain) < 2:
-            continue
-        steps = [s.steps_to_converge() for s in chain]
-        monotone.append(all(a <= b for a, b in zip(steps, steps[1:])))
-        details.append(f"{dist}: " + ", ".join(f"N={s.num_parts} at {_step_text(v)}" for s, v in zip(chain, steps)))
-    if monotone:
+        chain = sorted(n for d, n in noise if d == dist)
+        for n in chain:
+            steps[(dist, n)] = statistics.median(_converged_at(r) for r in noise[(dist, n)])
+        for small, large in zip(chain, chain[1:]):
+            comparisons[(dist, small, large)] = compare(_by_seed(noise[(dist, large)], _converged_at),
+                                                        _by_seed(noise[(dist, small)], _converged_at),
+                                                        scale=1.0, unit=UNIT)
+    if comparisons:
+        labelled = {f"{d} N={a} to {b}": c for (d, a, b), c in comparisons.items()}
+        key, decisive, words = _decide_text(labelled, "steps")
+        d, a, b = next(k for k in comparisons if f"{k[0]} N={k[1]} to {k[2]}" == key)
         record("larger_n_converges_later", "It seems harder for our model to learn when the number "
-               "of labels increases.", all(monotone),
-               "The median step (over seeds) at which the loss first falls below 0.1 log N is "
-               + "; ".join(details) + ".")
-    pairs = [(settings[("gaussian", n)], settings[("uniform", n)]) for n in sorted({n for _, n in settings})
-             if ("gaussian", n) in settings and ("uniform", n) in settings]
+               "of labels increases.", decisive,
+               "Median step (over seeds) at which the loss first falls below 0.1 log N: "
+               + "; ".join(f"{dist}: " + ", ".join(f"N={n} at {steps[(x, n)]:g}" for x, n in steps if x == dist)
+                           for dist in dict.fromkeys(x for x, _ in steps))
+               + f". Mean step at the larger N minus the smaller, per distribution and step of N: {words}."
+               + f"{few}{censoring}",
+               _what_decides(decisive, [noise[(d, a)], noise[(d, b)]], _converged_at))
+    pairs = {n: (noise[("uniform", n)], noise[("gaussian", n)]) for n in sorted({n for _, n in noise})
+             if ("gaussian", n) in noise and ("uniform", n) in noise}
     if pairs:
+        comparisons = {f"N={n}": compare(_by_seed(u, _converged_at), _by_seed(g, _converged_at), scale=1.0,
+                                         unit=UNIT) for n, (u, g) in pairs.items()}
+        key, decisive, words = _decide_text(comparisons, "steps")
         record("gaussian_faster_than_uniform", "Convergence is faster when the data is more dynamic "
-               "(normal rather than 0-1 uniform).",
-               all(g.steps_to_converge() <= u.steps_to_converge() for g, u in pairs),
-               "The median step (over seeds) at which the loss first falls below 0.1 log N is, Gaussian "
-               "against uniform, " + "; ".join(
-                   f"N={g.num_parts}: {_step_text(g.steps_to_converge())} against "
-                   f"{_step_text(u.steps_to_converge())}" for g, u in pairs) + ".")
+               "(normal rather than 0-1 uniform).", decisive,
+               "Median step (over seeds) at which the loss first falls below 0.1 log N, Gaussian against "
+               "uniform: " + "; ".join(f"N={n}: {steps[('gaussian', n)]:g} against {steps[('uniform', n)]:g}"
+                                        for n in pairs)
+               + f". Mean uniform step minus Gaussian step per N: {words}.{few}{censoring}",
+               _what_decides(decisive, list(pairs[int(key[2:])]), _converged_at))
     return claims
 
 
