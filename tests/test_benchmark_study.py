@@ -5,14 +5,30 @@ import json
 
 import pytest
 
+from ssn3dlib.engine.checkpoint import load_checkpoint, save_checkpoint
 from ssn3dlib.reporting.tables import RUN_KEYS, load_runs, render_markdown
 from ssn3dlib.studies import benchmark as bm
 from ssn3dlib.studies.benchmark import BenchmarkError, RunSpec
-from ssn3dlib.studies.toolkit import Claim, by_name
+from ssn3dlib.studies.toolkit import Claim, Comparison, by_name
+
+QUERIES = [f"q{i:02d}" for i in range(20)]
+
+
+def _per_query(hits, ap=None, split=None, queries=QUERIES):
+    """One split's per-query arrays: hits[i] 1 puts query i's first match at rank 1, else 2."""
+    ap = [0.9 if h else 0.3 for h in hits] if ap is None else ap
+    return {"split": split, "query": list(queries), "first_match_rank": [1 if h else 2 for h in hits], "ap": ap}
+
+
+def _hits(rank1):
+    """20 queries' hits giving rank-1 `rank1` (percent): the first ones hit."""
+    k = int(round(rank1 / 5))
+    return [1] * k + [0] * (20 - k)
 
 
 def _record(**overrides):
-    """A complete, valid run record (the shape run_one writes)."""
+    """A complete, valid run record (the shape run_one writes); per_query from rank1 and mAP
+    (20 queries) unless given."""
     base = {
         "study": "benchmark", "run": "synthetic_world_ssn3d_semi-supervised_shared_lambda0.1_seed0",
         "dataset": "synthetic_world", "model": "ssn3d", "strategy": "semi-supervised",
@@ -23,8 +39,13 @@ def _record(**overrides):
         "loaded_from_checkpoint": False, "config": "bench_synthetic_cpu", "overrides": [],
         "backbone": "resnet18-layer2", "input_size": [64, 32], "clip_len": 4, "config_lambda_ssn": 0.1,
         "first_triplet_loss": 0.8, "final_triplet_loss": 0.3, "first_ssn_loss": 2.2, "final_ssn_loss": 1.7,
+        "ssn_num_parts": 9,
     }
-    return {**base, **overrides}
+    record = {**base, **overrides}
+    if "per_query" not in overrides:
+        hits = _hits(record["rank1"])
+        record["per_query"] = [_per_query(hits, [record["mAP"] / 100] * len(hits))]
+    return record
 
 
 # ---------------------------------------------------------------- specs -> configs
@@ -129,13 +150,14 @@ def test_planned_runs_keep_order_and_the_main_lambda():
 # ---------------------------------------------------------------- records
 
 def test_record_is_written_with_every_key_and_read_by_the_table_renderer(tmp_path):
-    path = bm.write_record(_record(rank1=40.123456789), tmp_path)
+    path = bm.write_record(_record(mAP=45.123456789), tmp_path)
     stored = json.loads(path.read_text())
     assert set(bm.RECORD_KEYS) <= set(stored) and set(RUN_KEYS) <= set(stored)
-    assert stored["rank1"] == 40.1235                       # rounded for stable diffs
+    assert stored["mAP"] == 45.1235                         # rounded for stable diffs
+    assert stored["per_query"][0]["ap"][0] == 0.4512 and stored["per_query"][0]["first_match_rank"][:9] == [1] * 8 + [2]
     assert not list(tmp_path.glob("*.tmp"))
     table = render_markdown("table1", load_runs([path]))
-    assert "semi-supervised (lambda 0.1)" in table and "40.1" in table
+    assert "semi-supervised (lambda 0.1)" in table and "45.1" in table
 
 
 @pytest.mark.parametrize("change, words", [
@@ -147,6 +169,25 @@ def test_records_with_impossible_numbers_are_refused(tmp_path, change, words):
     with pytest.raises(BenchmarkError, match=words):
         bm.write_record(_record(**change), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("per_query, words", [
+    ([_per_query(_hits(45.0))], "rank1 from the per-query arrays is 45.0000, the record's 40.0000"),
+    ([_per_query(_hits(40.0), [0.5] * 20)], "mAP from the per-query arrays is 50.0000, the record's 45.0000"),
+    ([{**_per_query(_hits(40.0), [0.45] * 20), "ap": [0.45] * 19}], "per-query arrays of different lengths"),
+    ([], "one entry per split"),
+])
+def test_records_whose_per_query_arrays_disagree_are_refused(tmp_path, per_query, words):
+    with pytest.raises(BenchmarkError, match=words):
+        bm.write_record(_record(per_query=per_query), tmp_path)
+
+
+def test_split_record_is_the_mean_of_its_splits_per_query_numbers(tmp_path):
+    """rank-1 30 and 50 over two splits: the record's 40; mAP 0.40 and 0.50: 45."""
+    splits = [_per_query(_hits(30.0), [0.4] * 20, split=0), _per_query(_hits(50.0), [0.5] * 20, split=1)]
+    bm.write_record(_record(per_query=splits), tmp_path)
+    with pytest.raises(BenchmarkError, match="rank1 from the per-query arrays is 40.0000, the record's 50.0000"):
+        bm.write_record(_record(rank1=50.0, per_query=splits), tmp_path)
 
 
 def test_record_missing_a_key_is_refused(tmp_path):
@@ -222,9 +263,19 @@ def test_tiny_run_trains_writes_its_record_and_is_loaded_back(tmp_path, monkeypa
     assert len(stored["cmc"]) == 20 and stored["num_query"] > 0
     assert (tmp_path / "reports" / "runs" / "smoke" / "benchmark" / plans[0].name / "checkpoints" / "last.pt").is_file()
 
+    assert len(stored["per_query"]) == 1 and len(stored["per_query"][0]["query"]) == stored["num_query"]
     again = bm.run_one(plans[0], "smoke")
     assert again["loaded_from_checkpoint"]
-    assert {k: again[k] for k in ("rank1", "mAP", "cmc")} == {k: stored[k] for k in ("rank1", "mAP", "cmc")}
+    assert {k: again[k] for k in ("rank1", "mAP", "cmc", "per_query")} == {
+        k: stored[k] for k in ("rank1", "mAP", "cmc", "per_query")}
+
+    # a run finished before evaluations kept per-query arrays: its checkpoint is evaluated again
+    last = tmp_path / "reports" / "runs" / "smoke" / "benchmark" / plans[0].name / "checkpoints" / "last.pt"
+    payload = load_checkpoint(last)
+    del payload["final_eval"]["per_query"]
+    save_checkpoint(last, payload)
+    old = bm.run_one(plans[0], "smoke")
+    assert old["loaded_from_checkpoint"] and old["per_query"] == stored["per_query"]
 
     tables = bm.render_tables([out / f"{plans[0].name}.json"], "# header")
     assert tables.startswith("# header") and "paper Table 1" in tables and "synthetic world" in tables
@@ -242,50 +293,153 @@ def test_summary_lists_runs_orderings_claims_and_both_times(tmp_path):
     assert summary["orderings"]["rank1"][0]["ours agrees"] == "yes"     # SSN3D 40.0 > TP 20.0
     claims = by_name(Claim.from_dict(c) for c in summary["claims"])   # the report reads them back as they are
     assert claims == by_name(bm.benchmark_claims(records, "cpu"))
-    assert claims["tables3-5_synthetic_world"].holds is True
+    tp = claims["tables3-5_ssn3d_vs_tp_synthetic_world"]
+    assert tp.comparison["effect"] == pytest.approx(20.0) and tp.holds is None   # one seed decides nothing
     assert not list(tmp_path.glob("*.tmp"))
 
 
 # ---------------------------------------------------------------- claims
 
-def test_claims_order_the_settings_and_name_their_data():
+def test_paired_scores_align_queries_by_name_and_drop_queries_without_a_match():
+    """a: q0 hit, q1 no match, q2 at rank 3; b lists q2, q0, q1: q2 hit, q0 at rank 2, q1 no match."""
+    a = _record(per_query=[{"split": None, "query": ["q0", "q1", "q2"], "first_match_rank": [1, 0, 3],
+                            "ap": [1.0, None, 0.5]}])
+    b = _record(per_query=[{"split": None, "query": ["q2", "q0", "q1"], "first_match_rank": [1, 2, 0],
+                            "ap": [1.0, 0.5, None]}])
+    scores = bm.paired_scores([a], [b])
+    assert scores["hits_a"].tolist() == [[1.0, 0.0]] and scores["hits_b"].tolist() == [[0.0, 1.0]]
+    assert scores["ap_a"].tolist() == [[1.0, 0.5]] and scores["ap_b"].tolist() == [[0.5, 1.0]]
+    assert (scores["queries"], scores["splits"], scores["seeds_a"], scores["seeds_b"]) == (2, 1, 1, 1)
+    other = _record(per_query=[{"split": None, "query": ["q0", "q1", "q9"], "first_match_rank": [1, 0, 3],
+                                "ap": [1.0, None, 0.5]}])
+    with pytest.raises(BenchmarkError, match="test queries differ"):
+        bm.paired_scores([a], [other])
+    moved = _record(per_query=[{"split": None, "query": ["q0", "q1", "q2"], "first_match_rank": [1, 2, 0],
+                                "ap": [1.0, 0.5, None]}])
+    with pytest.raises(BenchmarkError, match="without a true match differ"):
+        bm.paired_scores([a], [moved])
+    with pytest.raises(BenchmarkError, match="different splits"):
+        bm.paired_scores([a], [_record(per_query=[{**b["per_query"][0], "split": 3}])])
+
+
+def _seeds(hits_per_seed, **overrides):
+    """One record per seed, each with its own hits (APs follow the hits)."""
+    return [_record(seed=k, rank1=5.0 * sum(h), mAP=100 * (0.9 * sum(h) + 0.3 * (20 - sum(h))) / 20,
+                    per_query=[_per_query(h)], **overrides) for k, h in enumerate(hits_per_seed)]
+
+
+def test_one_seed_is_inconclusive_and_says_what_would_decide():
+    """20 queries: semi-supervised hits all 20, unsupervised none: +100 points, yet one training
+    seed per setting leaves seed-to-seed noise unmeasured."""
+    records = _seeds([[1] * 20]) + _seeds([[0] * 20], strategy="unsupervised")
+    claim = by_name(bm.benchmark_claims(records, "cpu"))["table1_semi_vs_unsupervised_synthetic_world"]
+    assert claim.verdict == "inconclusive" and claim.holds is None
+    assert claim.comparison["effect"] == pytest.approx(100.0)
+    assert claim.comparison["n"] == {"queries": 20, "seeds_a": 1, "seeds_b": 1}
+    assert "1 training seed(s)" in claim.reason and "about 12 seeds per setting" in claim.reason
+    assert claim.detail.startswith("semi-supervised rank-1 100.0 vs unsupervised 0.0: effect +100.0 points")
+
+
+def test_what_would_decide_scales_the_mde_to_ten_points():
+    """One seed, MDE 21 from 32 queries: 32 x (21/10)^2 = 141.1, so 142 queries; seeds_needed
+    at SD 8.7: 2 x (2.80 x 8.7 / 10)^2 = 11.9, so 12. Three replicates with MDE 20: 3 x 4 = 12."""
+    cmp = Comparison(0.0, -15.0, 15.0, 7.5, 21.0, {"queries": 32}, "inconclusive")
+    one = bm.what_would_decide(cmp, queries=32, replicates=1)
+    assert "about 12 seeds per setting" in one and "about 142 queries" in one and "MDE of 21.0 points" in one
+    three = bm.what_would_decide(Comparison(0.0, -15.0, 15.0, 7.1, 20.0, {}, "inconclusive"), 32, 3)
+    assert "with 3 replicates per setting; 10 needs about 12" in three
+    assert "smaller than that" in bm.what_would_decide(Comparison(1.0, -2.0, 4.0, 3.0, 8.4, {}, "inconclusive"),
+                                                      32, 4)
+
+
+def test_two_seeds_decide_a_clear_win_and_a_clear_loss():
+    win, lose = [1] * 18 + [0] * 2, [0] * 18 + [1] * 2
+    records = (_seeds([win, win]) + _seeds([lose, lose], strategy="unsupervised")
+               + _seeds([win, win], strategy="supervised"))
+    claims = by_name(bm.benchmark_claims(records, "cpu"))
+    semi = claims["table1_semi_vs_unsupervised_synthetic_world"]
+    assert (semi.verdict, semi.holds) == ("reproduced", True) and semi.comparison["low"] > 0
+    assert semi.comparison["effect"] == pytest.approx(80.0)
+    unsup = claims["table1_unsupervised_vs_supervised_synthetic_world"]       # the supervised SSN won here
+    assert (unsup.verdict, unsup.holds) == ("contradicted", False) and unsup.comparison["high"] < 0
+    assert unsup.comparison["n"] == {"queries": 20, "seeds_a": 2, "seeds_b": 2}
+
+
+def test_a_rank1_tie_stays_inconclusive_whatever_mAP_says():
+    """The same hits on every query (two seeds each): rank-1 effect exactly 0; the unsupervised
+    runs' APs are lower, which the detail reports but which decides nothing."""
+    hits = [1] * 10 + [0] * 10
+    semi = _seeds([hits, hits])
+    unsup = [_record(seed=k, strategy="unsupervised", rank1=50.0, mAP=30.0,
+                     per_query=[_per_query(hits, [0.3] * 20)]) for k in range(2)]
+    claim = by_name(bm.benchmark_claims(semi + unsup, "cpu"))["table1_semi_vs_unsupervised_synthetic_world"]
+    assert claim.comparison["effect"] == 0.0 and (claim.comparison["low"], claim.comparison["high"]) == (0.0, 0.0)
+    assert claim.verdict == "inconclusive" and claim.holds is None and "includes 0" in claim.reason
+    assert "mAP 60.0 vs 30.0: effect +30.0 points" in claim.detail and "not deciding" in claim.detail
+
+
+def test_splits_are_replicates_like_seeds():
+    """PKU on two splits, one seed: two replicates per setting, so the rule can decide; n names the splits."""
+    win, lose = [1] * 18 + [0] * 2, [0] * 18 + [1] * 2
+
+    def on_splits(hits, **kw):
+        return _record(dataset="pku_reid_subset", rank1=5.0 * sum(hits), mAP=100 * (0.9 * 18 + 0.3 * 2) / 20
+                       if sum(hits) == 18 else 100 * (0.9 * 2 + 0.3 * 18) / 20,
+                       per_query=[_per_query(hits, split=k) for k in (0, 1)], **kw)
+
+    claims = by_name(bm.benchmark_claims([on_splits(win), _baseline("tp", **{
+        "dataset": "pku_reid_subset", "rank1": 10.0, "mAP": 100 * (0.9 * 2 + 0.3 * 18) / 20,
+        "per_query": [_per_query(lose, split=k) for k in (0, 1)]})], "cpu"))
+    tp = claims["tables3-5_ssn3d_vs_tp_pku_reid_subset"]
+    assert tp.comparison["n"] == {"queries_per_split": 20, "splits": 2, "seeds_a": 1, "seeds_b": 1}
+    assert tp.verdict == "reproduced" and "seed-like replicate" in tp.comparison["method"]
+    assert tp.data == "PKU-Reid subset; profile cpu"
+
+
+def test_each_ssn3d_row_says_whether_its_ssn_learnt():
+    """N = 9 parts: learnt means a final SSN loss under 0.1 log 9 = 0.22."""
+    records = [_record(final_ssn_loss=0.15), _record(strategy="unsupervised", final_ssn_loss=1.39),
+               _record(strategy="supervised", ssn_num_parts=None, first_ssn_loss=0.0, final_ssn_loss=0.0)]
+    claims = by_name(bm.benchmark_claims(records, "cpu"))
+    first = claims["table1_semi_vs_unsupervised_synthetic_world"].detail
+    assert "Semi-supervised's SSN learnt: final SSN loss 0.15 of log 9 = 2.20 (learnt means under 0.22)" in first
+    assert "unsupervised's SSN did not learn: final SSN loss 1.39" in first
+    assert "supervised has no SSN loss" in claims["table1_unsupervised_vs_supervised_synthetic_world"].detail
+    assert "SSN" not in claims.get("tables3-5_ssn3d_vs_tp_synthetic_world", Claim("x", "", "", None)).detail
+
+
+def test_claims_compare_the_paper_pairs_and_name_their_data():
     records = [_record(rank1=60.0), _record(strategy="unsupervised", rank1=40.0),
                _baseline("tp", rank1=70.0), _record(dataset="pku_reid_subset", run="pku")]
     claims = by_name(bm.benchmark_claims(records, "cpu"))
-    table1 = claims["table1_synthetic_world"]
-    assert (table1.source, table1.holds, table1.data) == ("Table 1", True, "synthetic world; profile cpu")
-    assert table1.detail == "rank-1/mAP semi-supervised 60.0/45.0 > unsupervised 40.0/45.0"
-    assert claims["tables3-5_synthetic_world"].holds is False           # TP beat SSN3D here
-    assert claims["tables3-5_synthetic_world"].detail.startswith("rank-1/mAP tp 70.0/45.0 > ssn3d 60.0/45.0")
-    assert "table2_synthetic_world" not in claims                        # no per-frame classifier run
-    assert not [n for n in claims if n.endswith("pku_reid_subset")]     # one run orders nothing
+    table1 = claims["table1_semi_vs_unsupervised_synthetic_world"]
+    assert (table1.source, table1.data) == ("Table 1", "synthetic world; profile cpu")
+    assert "+5.8 on iLIDS-VID" in table1.statement and table1.comparison["effect"] == pytest.approx(20.0)
+    assert claims["tables3-5_ssn3d_vs_tp_synthetic_world"].comparison["effect"] == pytest.approx(-10.0)
+    assert "table2_shared_vs_not_shared_synthetic_world" not in claims      # no per-frame classifier run
+    assert not [n for n in claims if n.endswith("pku_reid_subset")]        # one run compares nothing
     # the paper's own datasets were not run: their claims are listed, not testable, with the reason
-    absolute = [c for c in claims.values() if c.holds is None]
+    absolute = [c for c in claims.values() if c.comparison is None]
     assert [c.source for c in absolute] == ["Tables 3-5", "Table 1", "Table 2", "Fig. 3"]
-    assert all("not on this machine" in c.reason and c.paper_claim for c in absolute)
+    assert all("not on this machine" in c.reason and c.paper_claim and c.holds is None for c in absolute)
     assert bm.benchmark_claims([], "cpu") == []
 
 
-def test_a_tie_is_not_a_reproduction():
-    tied = [_record(rank1=50.0, mAP=40.0), _record(strategy="unsupervised", rank1=50.0, mAP=40.0)]
-    assert by_name(bm.benchmark_claims(tied, "cpu"))["table1_synthetic_world"].holds is False
-    tied[1]["mAP"] = 30.0                                                # mAP breaks the tie
-    assert by_name(bm.benchmark_claims(tied, "cpu"))["table1_synthetic_world"].holds is True
-
-
-def test_lambda_claim_needs_three_lambdas_and_a_small_positive_best():
-    sweep = [_record(lambda_ssn=0.0, rank1=30.0), _record(lambda_ssn=0.1, rank1=40.0)]
-    assert "fig3_synthetic_world" not in by_name(bm.benchmark_claims(sweep, "cpu"))
-    fig3 = by_name(bm.benchmark_claims(sweep + [_record(lambda_ssn=1.0, rank1=35.0)], "cpu"))["fig3_synthetic_world"]
-    assert fig3.holds is True and fig3.detail == "rank-1 by lambda: 0: 30.0, 0.1: 40.0, 1: 35.0"
-    best_at_zero = sweep + [_record(lambda_ssn=1.0, rank1=35.0)]
-    best_at_zero[0]["rank1"] = 45.0
-    assert by_name(bm.benchmark_claims(best_at_zero, "cpu"))["fig3_synthetic_world"].holds is False
+def test_lambda_claims_pit_the_small_lambda_against_each_other():
+    sweep = [_record(lambda_ssn=0.0, rank1=30.0), _record(lambda_ssn=0.1, rank1=40.0),
+             _record(lambda_ssn=1.0, rank1=35.0)]
+    claims = by_name(bm.benchmark_claims(sweep, "cpu"))
+    assert sorted(n for n in claims if n.startswith("fig3_lambda")) == [
+        "fig3_lambda0.1_vs_0_synthetic_world", "fig3_lambda0.1_vs_1_synthetic_world"]
+    assert claims["fig3_lambda0.1_vs_0_synthetic_world"].comparison["effect"] == pytest.approx(10.0)
+    assert claims["fig3_lambda0.1_vs_1_synthetic_world"].detail.startswith("lambda 0.1 rank-1 40.0 vs lambda 1 35.0")
+    no_small = by_name(bm.benchmark_claims([sweep[0], sweep[2]], "cpu"))
+    assert not [n for n in no_small if n.startswith("fig3_lambda")]
 
 
 def test_a_run_on_a_paper_dataset_drops_the_not_testable_rows():
     records = [_record(dataset="mars", run="m1"),
                _record(dataset="mars", strategy="unsupervised", rank1=10.0, run="m2")]
     claims = bm.benchmark_claims(records, "full")
-    assert [c.name for c in claims] == ["table1_mars"]
-    assert claims[0].holds is True and claims[0].data == "MARS; profile full"
+    assert [c.name for c in claims] == ["table1_semi_vs_unsupervised_mars"]
+    assert claims[0].comparison["effect"] == pytest.approx(30.0) and claims[0].data == "MARS; profile full"
