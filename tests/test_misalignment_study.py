@@ -1,5 +1,6 @@
-"""The misalignment study (notebook 05): the sweep plan, resume, the claim's verdict on
-hand-made results, the study's PCK rules, and one tiny end-to-end sweep through the engine."""
+"""The misalignment study (notebook 05): the sweep plan, resume (and per-query records added to
+stored points), the claims' comparisons on hand-made per-query results, the study's PCK rules,
+and one tiny end-to-end sweep through the engine."""
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import yaml
 
 from ssn3dlib.explorer import clip_attention, load_model
 from ssn3dlib.studies import misalignment as ms
-from ssn3dlib.studies.toolkit import WindowGrid, claims_from_records, write_metrics
+from ssn3dlib.studies.toolkit import NOT_IN_PAPER, Comparison, WindowGrid, by_name, claims_from_records, write_metrics
 
 # ---------------------------------------------------------------- the plan
 
@@ -60,7 +61,8 @@ class FakeTrainer:
 
     def __call__(self, point, config, run_dir):
         self.calls.append(point.key)
-        return {"rank1": 50.0, "mAP": 40.0 + point.level, "epochs": config.train.epochs}
+        return {"rank1": 50.0, "mAP": 40.0 + point.level, "epochs": config.train.epochs,
+                "per_query": per_query([1, 2], [1.0, 0.5])}
 
 
 def test_sweep_resumes_finished_points_and_retrains_stale_ones(tmp_path):
@@ -89,7 +91,148 @@ def test_sweep_resumes_finished_points_and_retrains_stale_ones(tmp_path):
     assert len(trainer.calls) == 4 and (rerun["epochs"] == 1).all()
 
 
-# ---------------------------------------------------------------- the verdict
+def test_a_stored_point_without_per_query_records_is_re_evaluated_once(tmp_path):
+    points = ms.plan_sweep([0.0, 1.0], ["c3d"], [0])
+    ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=FakeTrainer())
+    path = tmp_path / points[0].key / "result.json"
+    stored = json.loads(path.read_text())
+    del stored["per_query"]                          # stored before the engine kept per-query records
+    path.write_text(json.dumps(stored))
+    calls = []
+
+    def evaluator(checkpoint, recorded):
+        calls.append((checkpoint, recorded["mAP"]))
+        return per_query([3], [0.25])
+
+    again = ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=FakeTrainer(),
+                         evaluator=evaluator)
+    assert calls == [(ms.checkpoint_path(tmp_path, points[0]), 40.0)]     # only the point that lacked it
+    assert again["resumed"].all() and again["per_query"].iloc[0] == per_query([3], [0.25])
+    assert json.loads(path.read_text())["per_query"] == per_query([3], [0.25])   # written back: once only
+    ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=FakeTrainer(), evaluator=evaluator)
+    assert len(calls) == 1
+
+
+# ---------------------------------------------------------------- the verdicts
+
+def per_query(ranks, ap, names=None):
+    """The engine's per-query record: first-true-match rank (0: no match) and AP (None then)."""
+    return {"query": names or [f"q{i}" for i in range(len(ranks))], "first_match_rank": list(ranks),
+            "ap": [a if r > 0 else None for r, a in zip(ranks, ap)]}
+
+
+def query_results(values):
+    """values: {(model, level): [per seed: (ranks, ap)]} -> results rows with per-query records."""
+    rows = []
+    for (model, level), per_seed in values.items():
+        for seed, (ranks, ap) in enumerate(per_seed):
+            record = per_query(ranks, ap)
+            rows.append({"level": level, "model": model, "seed": seed, "per_query": record,
+                         "rank1": 100 * np.mean(np.array(ranks) == 1), "mAP": 100 * np.mean(ap),
+                         "wall_time_s": 1.0})
+    return pd.DataFrame(rows)
+
+
+ALL_HIT, ALL_MISS = ([1, 1, 1, 1], [1.0, 1.0, 1.0, 1.0]), ([2, 3, 2, 5], [0.5, 1 / 3, 0.5, 0.2])
+
+
+def test_query_scores_are_hits_or_ap_per_seed_and_query_and_leave_out_unmatched_queries():
+    df = query_results({("c3d", 0.0): [([1, 2, 0], [0.9, 0.5, 0.0]), ([3, 1, 0], [0.4, 1.0, 0.0])]})
+    hits = ms.query_scores(df, "c3d", 0.0, "rank1")
+    assert hits.values.tolist() == [[1.0, 0.0], [0.0, 1.0]] and list(hits.columns) == ["q0", "q1"]
+    assert ms.query_scores(df, "c3d", 0.0, "mAP").values.tolist() == [[0.9, 0.5], [0.4, 1.0]]
+    with pytest.raises(ValueError, match="no results for model 'tp'"):
+        ms.query_scores(df, "tp", 0.0, "mAP")
+    with pytest.raises(ValueError, match="no per-query record"):
+        ms.query_scores(df.drop(columns="per_query"), "c3d", 0.0, "mAP")
+
+
+def test_level_drop_pairs_each_seed_with_itself_query_by_query():
+    df = query_results({("c3d", 0.0): [([1, 1], [1.0, 0.8]), ([1, 2], [1.0, 0.5])],
+                        ("c3d", 1.0): [([2, 1], [0.5, 0.6]), ([1, 1], [1.0, 1.0])]})
+    np.testing.assert_allclose(ms.level_drop(df, "c3d", "mAP", 0.0, 1.0).values, [[0.5, 0.2], [0.0, -0.5]])
+    assert ms.level_drop(df, "c3d", "rank1", 0.0, 1.0).values.tolist() == [[1.0, 0.0], [0.0, -1.0]]
+    unpaired = df[~((df["level"] == 1.0) & (df["seed"] == 1))]
+    with pytest.raises(ValueError, match="same seeds at both levels"):
+        ms.level_drop(unpaired, "c3d", "mAP", 0.0, 1.0)
+
+
+def test_claims_reproduced_when_every_query_and_seed_agree():
+    # C3D hits every query at 0 and none at 1; SSN3D and TP hit every query at both levels.
+    df = query_results({("c3d", 0.0): [ALL_HIT] * 2, ("c3d", 1.0): [ALL_MISS] * 2,
+                        ("ssn3d-semi", 0.0): [ALL_HIT] * 2, ("ssn3d-semi", 1.0): [ALL_HIT] * 2,
+                        ("tp", 0.0): [ALL_HIT] * 2, ("tp", 1.0): [ALL_HIT] * 2})
+    claims = by_name(ms.central_claims(df, "cpu"))
+    assert list(claims) == [f"{c}_{m}" for m in ms.METRICS for c in (
+        "c3d_degrades", "ssn3d_beats_c3d_misaligned", "ssn3d_drops_less", "control_c3d_drop_vs_tp")]
+    ap_drop = 100 * (1 - np.mean(ALL_MISS[1]))                      # 1 - (0.5 + 1/3 + 0.5 + 0.2) / 4
+    for name, effect in [("c3d_degrades_rank1", 100.0), ("c3d_degrades_mAP", ap_drop),
+                         ("ssn3d_beats_c3d_misaligned_mAP", ap_drop), ("ssn3d_drops_less_rank1", 100.0),
+                         ("control_c3d_drop_vs_tp_mAP", ap_drop)]:
+        c = claims[name]
+        assert c.verdict == "reproduced" and c.holds is True and c.reason == ""
+        assert c.comparison["effect"] == pytest.approx(effect)
+        assert c.comparison["n"] == {"queries": 4, "seeds_a": 2, "seeds_b": 2}
+    control = claims["control_c3d_drop_vs_tp_rank1"]
+    assert not control.paper_claim and control.statement == NOT_IN_PAPER and "TP's" in control.detail
+    assert claims["c3d_degrades_mAP"].statement == ms.STATEMENTS["degrades"]
+    assert "C3D's mAP is 100.0 at misalignment 0 and 38.3 at 1" in claims["c3d_degrades_mAP"].detail
+
+
+def test_claims_contradicted_when_ssn3d_loses_more_and_inconclusive_on_a_tie():
+    df = query_results({("c3d", 0.0): [ALL_HIT] * 2, ("c3d", 1.0): [ALL_HIT] * 2,
+                        ("ssn3d-semi", 0.0): [ALL_HIT] * 2, ("ssn3d-semi", 1.0): [ALL_MISS] * 2})
+    claims = by_name(ms.central_claims(df, "cpu", metrics=["rank1"]))
+    assert set(claims) == {"c3d_degrades_rank1", "ssn3d_beats_c3d_misaligned_rank1", "ssn3d_drops_less_rank1"}
+    assert claims["ssn3d_beats_c3d_misaligned_rank1"].verdict == "contradicted"
+    assert claims["ssn3d_drops_less_rank1"].verdict == "contradicted"
+    assert claims["ssn3d_drops_less_rank1"].comparison["effect"] == pytest.approx(-100.0)
+    tie = claims["c3d_degrades_rank1"]                                 # the same hits at both levels
+    assert tie.verdict == "inconclusive" and tie.holds is None
+    assert tie.comparison["effect"] == 0.0 and tie.comparison["low"] == tie.comparison["high"] == 0.0
+    assert "minimum detectable effect is 0.0" in tie.reason and "not more queries" in tie.reason
+    assert "issue 13" in tie.reason
+
+
+def test_one_seed_decides_nothing_however_large_the_effect():
+    df = query_results({("c3d", 0.0): [ALL_HIT], ("c3d", 1.0): [ALL_MISS]})
+    (claim,) = ms.central_claims(df, "smoke", metrics=["rank1"])
+    assert claim.comparison["effect"] == 100.0 and claim.comparison["low"] > 0
+    assert claim.verdict == "inconclusive" and "1 training seed(s)" in claim.reason
+    assert "their scatter is unmeasured" in claim.reason
+    same = query_results({("c3d", 0.0): [ALL_HIT], ("c3d", 1.0): [ALL_HIT]})
+    (tie,) = ms.central_claims(same, "smoke", metrics=["rank1"])              # no spread at all: MDE 0
+    assert tie.comparison["mde"] == 0.0 and "not more queries" in tie.reason
+
+
+def test_what_would_decide_gives_the_seeds_and_queries_by_hand():
+    # seeds_needed(10, 10) = ceil(2 x 2.8016^2) = 16; queries: 24 x (20 / 10)^2 = 96
+    cmp = Comparison(5.0, -5.0, 15.0, 7.1, 20.0, {"queries": 24, "seeds_a": 2, "seeds_b": 2}, "inconclusive",
+                     "the 95% interval includes 0")
+    reason = ms.what_would_decide(cmp, seed_sd=10.0)
+    assert "a 10-point effect (the observed one is +5.0)" in reason
+    assert "about 16 seeds per setting" in reason and "about 96 test queries" in reason
+    assert "minimum detectable effect is 20.0" in reason
+    big = ms.what_would_decide(Comparison(40.0, -1.0, 81.0, 15.0, 42.0, cmp.n, "inconclusive", ""), 10.0)
+    assert "the observed 40.0 points" in big and "about 2 seeds" in big and "about 27 test queries" in big
+
+
+def test_paired_settings_need_the_same_queries():
+    other = per_query([1, 2], [1.0, 0.5], names=["q0", "q9"])
+    df = query_results({("c3d", 0.0): [ALL_HIT] * 2, ("c3d", 1.0): [ALL_MISS] * 2})
+    df.at[2, "per_query"] = other
+    df.at[3, "per_query"] = other
+    with pytest.raises(ValueError, match="same queries"):
+        ms.central_claims(df, "cpu")
+
+
+def test_verdicts_need_two_levels():
+    df = query_results({("c3d", 0.0): [ALL_HIT] * 2})
+    with pytest.raises(ValueError, match="two misalignment levels"):
+        ms.central_claims(df, "cpu")
+
+
+# ---------------------------------------------------------------- summaries and figures
 
 def results_frame(values):
     """values: {(model, level): [metric per seed]} -> results with rank1 == mAP == the value."""
@@ -99,57 +242,6 @@ def results_frame(values):
             rows.append({"level": level, "model": model, "seed": seed, "rank1": v, "mAP": v,
                          "wall_time_s": 1.0})
     return pd.DataFrame(rows)
-
-
-def test_verdict_supported_when_c3d_degrades_and_ssn3d_recovers():
-    df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 45],
-                        ("ssn3d-semi", 0.0): [61, 63], ("ssn3d-semi", 1.0): [58, 60]})
-    v = ms.claim_verdict(df, "mAP", min_effect=2.0)
-    assert v["verdict"] == "supported" and v["degrades"] and v["recovers"]
-    assert v["unaligned_drop"]["per_seed"] == {"0": 20.0, "1": 17.0}
-    assert v["aligned_drop"]["mean"] == pytest.approx(3.0)
-    assert v["gap_at_high"]["min"] == pytest.approx(15.0)
-
-
-def test_only_a_supported_verdict_makes_the_paper_claim_hold():
-    verdicts = {"mAP": {"verdict": "supported", "statement": "mAP: ... Verdict: supported.", "low": 0.0, "high": 1.0},
-                "rank1": {"verdict": "partly supported", "statement": "rank1: ... Verdict: partly supported.",
-                          "low": 0.0, "high": 1.0}}
-    claims = {c.name: c for c in ms.verdict_claims(verdicts, "cpu")}
-    assert claims["central_claim_mAP"].holds is True and claims["central_claim_rank1"].holds is False
-    assert all(c.paper_claim and c.statement == ms.PAPER_CLAIM for c in claims.values())
-    assert claims["central_claim_rank1"].detail == verdicts["rank1"]["statement"]
-    assert "profile cpu" in claims["central_claim_mAP"].data
-
-
-def test_verdict_partly_supported_when_ssn3d_degrades_as_much():
-    df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 45],
-                        ("ssn3d-semi", 0.0): [70, 70], ("ssn3d-semi", 1.0): [50, 52]})
-    v = ms.claim_verdict(df, "rank1")
-    assert v["degrades"] and not v["more_robust"] and v["ahead_at_high"]
-    assert v["verdict"] == "partly supported"
-
-
-def test_verdict_not_supported_when_seeds_disagree_or_the_drop_is_small():
-    disagree = results_frame({("c3d", 0.0): [60, 40], ("c3d", 1.0): [40, 45],
-                              ("ssn3d-semi", 0.0): [61, 63], ("ssn3d-semi", 1.0): [58, 60]})
-    assert ms.claim_verdict(disagree)["verdict"] == "not supported"
-    small = results_frame({("c3d", 0.0): [60, 60], ("c3d", 0.5): [59, 59], ("c3d", 1.0): [59, 59.5],
-                           ("ssn3d-semi", 0.0): [60, 60], ("ssn3d-semi", 0.5): [60, 60],
-                           ("ssn3d-semi", 1.0): [60, 60]})
-    v = ms.claim_verdict(small, min_effect=2.0)
-    assert (v["low"], v["high"]) == (0.0, 1.0)       # lowest against highest level
-    assert v["verdict"] == "not supported" and not v["degrades"]
-    assert ms.claim_verdict(small, min_effect=0.0)["degrades"]
-
-
-def test_verdict_refuses_unpaired_or_missing_models():
-    df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 45], ("ssn3d-semi", 0.0): [61],
-                        ("ssn3d-semi", 1.0): [58]})
-    with pytest.raises(ValueError, match="same seeds"):
-        ms.claim_verdict(df)
-    with pytest.raises(ValueError, match="no results for model 'tp'"):
-        ms.claim_verdict(df, aligned="tp")
 
 
 def test_summaries_by_level_and_by_model():
@@ -221,15 +313,24 @@ def test_tiny_sweep_through_the_engine(tmp_path, monkeypatch):
     assert ssn["final_ssn_loss"].between(0, 2 * np.log(9)).all()
     assert results[results["model"] == "c3d"]["final_ssn_loss"].isna().all()
 
-    verdicts = {m: ms.claim_verdict(results, m, aligned="ssn3d-unsup") for m in ms.METRICS}
-    metrics = ms.study_metrics(results, points, "smoke", {"levels": [0.0, 1.0]}, verdicts, {"0": 25.0}, 1.0)
+    # every point keeps its per-query record, and re-evaluating its checkpoint gives the same numbers
+    row = results.iloc[1].to_dict()
+    assert len(row["per_query"]["query"]) == row["num_query"]
+    assert ms.point_per_query(ms.checkpoint_path(tmp_path / "runs", points[1]), row) == row["per_query"]
+    with pytest.raises(RuntimeError, match="not the recorded"):
+        ms.point_per_query(ms.checkpoint_path(tmp_path / "runs", points[1]), {**row, "mAP": row["mAP"] + 1})
+
+    claims = ms.central_claims(results, "smoke", aligned="ssn3d-unsup")
+    metrics = ms.study_metrics(results, points, "smoke", {"levels": [0.0, 1.0]}, claims, {"0": 25.0}, 1.0)
     stored = json.loads(write_metrics(metrics, tmp_path / "out").read_text())
-    assert len(stored["points"]) == 4 and stored["verdicts"]["mAP"]["verdict"] in (
-        "supported", "partly supported", "not supported")
+    assert len(stored["points"]) == 4 and all(p["per_query"] == r for p, r in zip(
+        stored["points"], results.sort_values(["level", "model"], ascending=[True, False])["per_query"]))
     assert {r["model"] for r in stored["per_model"]} == {"ssn3d-unsup", "c3d"}
-    claims = claims_from_records(stored["claims"])
-    assert [c.name for c in claims] == ["central_claim_rank1", "central_claim_mAP"]
-    assert all(c.holds == (verdicts[c.name.split("_")[-1]]["verdict"] == "supported") for c in claims)
+    stored_claims = claims_from_records(stored["claims"])
+    assert [c.name for c in stored_claims] == [f"{c}_{m}" for m in ms.METRICS
+                                               for c in ("c3d_degrades", "ssn3d_beats_c3d_misaligned",
+                                                         "ssn3d_drops_less")]
+    assert all(c.verdict == "inconclusive" and "training seed" in c.reason for c in stored_claims)  # one seed
     assert stored["wall_time_s"] == 1.0 and all(p["wall_time_s"] > 0 for p in stored["points"])
 
     # the explorer shows the sweep's SSN3D checkpoints and refuses the others

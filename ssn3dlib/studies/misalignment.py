@@ -21,6 +21,16 @@ keypoints with this study's own rules, passed to the toolkit explicitly: a keypo
 its visibility is above 0 (self-occluded parts too), and unsupervised maps are matched to parts
 on the very frames that are scored (study 03 counts only visibility above 0.5 and fits the
 matching on labelled crops).
+
+Verdicts (``central_claims``): every point keeps its per-query record (``per_query``: each test
+query's first-true-match rank and AP, from the engine's evaluation; a point stored before the
+engine kept it is re-evaluated from its checkpoint, which must reproduce its recorded rank-1 and
+mAP exactly). The levels' worlds hold the same query tracklets (same names, persons and
+lengths; only the boxes differ), so settings are compared query by query (paired) with the
+toolkit's ``compare``: a bootstrap over the shared queries and, per setting, its training seeds.
+A drop (level low minus level high) pairs each seed with itself: the same initialisation and
+batch order at both levels, the study's design. Each claim is reproduced / contradicted /
+inconclusive by the toolkit's one rule; an inconclusive one says what n would decide it.
 """
 from __future__ import annotations
 
@@ -35,11 +45,14 @@ from tqdm.auto import tqdm
 
 from ..figures import new_figure
 from .toolkit import (
+    NOT_IN_PAPER,
     WALL_TIME_KEY,
     Claim,
+    Comparison,
     WindowGrid,
     chance_pck,
     claims_to_records,
+    compare,
     match_parts,
     pck,
     read_json,
@@ -49,12 +62,15 @@ from .toolkit import (
 )
 from .toolkit.engine_runs import chance_rank1, config_differences, epoch_losses, train_or_reuse  # chance_rank1: API
 from .toolkit.records import RUNS_WALL_TIME_KEY
+from .toolkit.statistics import seeds_needed
 
 STUDY = "misalignment"
 METRICS = ("rank1", "mAP")
 RESULT_FILE = "result.json"
 #: Per-point CPU time (all threads of this process): the load-independent cost of a point.
 CPU_TIME_KEY = "cpu_time_s"
+#: Per-query record of a point's evaluation (the engine's: query, first_match_rank, ap).
+PER_QUERY_KEY = "per_query"
 #: What the paper claims (Sec. 3), the statement each metric's verdict tests.
 PAPER_CLAIM = ("3D convolution over unaligned feature maps degrades as the person moves inside the box "
                "from frame to frame; the SSN's part alignment recovers the loss")
@@ -164,11 +180,51 @@ def train_point(point: SweepPoint, config, run_dir: Path) -> Dict[str, Any]:
     what makes an SSN3D point mean something."""
     result = train_or_reuse(config, run_dir)
     final = result.final
-    return {"rank1": final["rank1"], "rank5": final["rank5"], "mAP": final["mAP"],
+    per_query = final.get(PER_QUERY_KEY) or point_per_query(Path(run_dir) / "checkpoints" / "last.pt", final)
+    return {"rank1": final["rank1"], "rank5": final["rank5"], "mAP": final["mAP"], PER_QUERY_KEY: per_query,
             "ap_definition": final["ap_definition"], "num_query": final["num_query"],
             "num_gallery": final["num_gallery"], "epochs": result.epochs,
             "train_time_s": result.train_seconds, "eval_time_s": final["eval_seconds"],
             "device": result.device, **epoch_losses(run_dir, config.model.capabilities().ssn_loss)}
+
+
+def point_per_query(checkpoint: Union[str, Path], recorded: Dict[str, Any]) -> Dict[str, List]:
+    """The per-query record of a finished point, by evaluating its checkpoint again (with the
+    thread count it was trained with); the evaluation must give the recorded rank-1 and mAP
+    exactly, or the record would not be the one behind the point's numbers."""
+    import torch
+
+    from ..engine.checkpoint import load_checkpoint
+    from ..engine.evaluator import evaluate, per_query_metrics
+
+    threads = torch.get_num_threads()
+    wanted = (load_checkpoint(checkpoint)["config"].get("train") or {}).get("num_threads")
+    try:
+        if wanted:
+            torch.set_num_threads(wanted)
+        evaluation = evaluate(checkpoint, device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    per_query = evaluation[PER_QUERY_KEY]
+    again = {**{m: evaluation[m] for m in METRICS}, **{f"{m} from per_query": v
+                                                       for m, v in per_query_metrics(per_query).items()}}
+    off = {k: v for k, v in again.items() if v != recorded[k.split(" ")[0]]}
+    if off:
+        raise RuntimeError(f"{checkpoint}: evaluating the checkpoint again gives {off}, not the recorded "
+                           f"rank-1 {recorded['rank1']} and mAP {recorded['mAP']}; retrain the point (delete its "
+                           f"result.json) rather than pair queries from a different evaluation")
+    return per_query
+
+
+def with_per_query(result: Dict[str, Any], point: SweepPoint, work_dir: Path,
+                   evaluator: Callable[[Path, Dict[str, Any]], Dict[str, List]] = point_per_query) -> Dict[str, Any]:
+    """A stored result with its per-query record: added (and result.json rewritten) when the
+    point was stored before the engine kept one."""
+    if result.get(PER_QUERY_KEY):
+        return result
+    result = {**result, PER_QUERY_KEY: evaluator(checkpoint_path(work_dir, point), result)}
+    write_json(Path(work_dir) / point.key / RESULT_FILE, result)
+    return result
 
 
 def run_point(point: SweepPoint, config, work_dir: Path,
@@ -206,8 +262,10 @@ def prepare_worlds(base, levels: Iterable[float], overrides: Sequence[str] = (),
 
 def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], overrides: Sequence[str] = (),
               progress: bool = True,
-              trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point) -> pd.DataFrame:
-    """Every point's result (one row each, `resumed` True for those found done).
+              trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point,
+              evaluator: Callable[[Path, Dict[str, Any]], Dict[str, List]] = point_per_query) -> pd.DataFrame:
+    """Every point's result (one row each, `resumed` True for those found done), each with its
+    per-query record (`evaluator` re-evaluates a stored point that lacks one: ``with_per_query``).
 
     base: a config name in configs/, a file or a dict; overrides apply to every point.
     """
@@ -219,7 +277,7 @@ def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], ov
         bar.set_postfix_str(point.key)
         status, result = point_status(point, config, work_dir)
         if status == "done":
-            rows.append({**result, "resumed": True})
+            rows.append({**with_per_query(result, point, work_dir, evaluator), "resumed": True})
             continue
         if status != "todo" and progress:
             tqdm.write(f"{point.key}: {status}; retraining")
@@ -299,90 +357,185 @@ def model_summary(results: pd.DataFrame) -> List[Dict[str, Any]]:
     return rows
 
 
-def _consistent(values: pd.Series, min_effect: float) -> bool:
-    """Positive for every seed, and at least min_effect points on average."""
-    return bool((values > 0).all() and values.mean() >= min_effect)
+# ============================================================================ the verdicts
+
+#: Per-query score of each metric: a hit at rank 1 (1/0) or the query's AP (0..1).
+SCORE_OF = {"rank1": "hit at rank 1", "mAP": "AP"}
+#: Paper statements of the central claim's parts (Sec. 3), one tested comparison each.
+STATEMENTS = {
+    "degrades": "3D convolution over unaligned feature maps (C3D) degrades as the person moves inside the box "
+                "from frame to frame",
+    "beats": "the SSN's part alignment recovers the loss: under misalignment SSN3D beats C3D",
+    "drops_less": "the SSN's part alignment recovers the loss: SSN3D loses less than C3D as misalignment grows",
+}
 
 
-def claim_verdict(results: pd.DataFrame, metric: str = "mAP", unaligned: str = "c3d",
-                  aligned: str = "ssn3d-semi", min_effect: float = 2.0) -> Dict[str, Any]:
-    """Check the claim on one metric with paired seeds, between the lowest and highest level.
-
-    - degrades: the unaligned model's drop (low minus high level) is positive for every seed
-      and at least `min_effect` points on average;
-    - more_robust: the aligned model drops less than the unaligned one, by that rule;
-    - ahead_at_max: at the highest level the aligned model beats the unaligned one, by that rule;
-    - recovers = more_robust and ahead_at_max.
-    verdict: "supported" (degrades and recovers), "partly supported" (degrades, not
-    recovered), or "not supported" (the unaligned model does not degrade).
-    """
+def query_scores(results: pd.DataFrame, model: str, level: float, metric: str) -> pd.DataFrame:
+    """(seeds x queries) per-query scores of one model at one level: a hit at rank 1 (1/0) for
+    rank1, the query's AP (0..1) for mAP; rows indexed by seed, columns by query name; queries
+    without a true match (no rank, no AP) are left out, as the evaluation leaves them out."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if min_effect < 0:
-        raise ValueError(f"min_effect is a margin in percentage points and must be >= 0, got {min_effect}")
+    sel = results[(results["model"] == model) & np.isclose(results["level"], level)]
+    if sel.empty:
+        raise ValueError(f"no results for model {model!r} at misalignment {level}; run that point first")
+    if sel["seed"].duplicated().any():
+        raise ValueError(f"model {model!r} at misalignment {level} has a seed twice: {sel['seed'].tolist()}")
+    rows = {}
+    for seed, record in zip(sel["seed"], sel.get(PER_QUERY_KEY, pd.Series([None] * len(sel)))):
+        if not isinstance(record, dict):
+            raise ValueError(f"model {model!r} at misalignment {level}, seed {seed} has no per-query record; "
+                             f"run_sweep adds it (re-evaluating a stored point)")
+        ranks = np.asarray(record["first_match_rank"])
+        matched = ranks > 0
+        values = (ranks == 1).astype(float) if metric == "rank1" else np.array(
+            [a if m else np.nan for a, m in zip(record["ap"], matched)], dtype=float)
+        rows[int(seed)] = pd.Series(values[matched], index=np.asarray(record["query"])[matched])
+    frame = pd.DataFrame(rows).T.sort_index()
+    if frame.isna().any().any():
+        raise ValueError(f"model {model!r} at misalignment {level}: the seeds' evaluations hold different queries")
+    return frame
+
+
+def _same_queries(*frames: pd.DataFrame) -> List[np.ndarray]:
+    """The frames' scores as (seeds, queries) arrays over one shared query order (paired)."""
+    names = sorted(frames[0].columns)
+    for f in frames[1:]:
+        if sorted(f.columns) != names:
+            raise ValueError(f"paired settings must be scored on the same queries; got {len(names)} and "
+                             f"{len(f.columns)} queries ({sorted(set(names) ^ set(f.columns))[:4]} differ)")
+    return [f[names].to_numpy(dtype=float) for f in frames]
+
+
+def level_drop(results: pd.DataFrame, model: str, metric: str, low: float, high: float) -> pd.DataFrame:
+    """(seeds x queries) per-query drop, score at `low` minus score at `high` (positive = worse
+    under misalignment), each seed paired with itself (same initialisation and batch order)."""
+    a, b = query_scores(results, model, low, metric), query_scores(results, model, high, metric)
+    if list(a.index) != list(b.index):
+        raise ValueError(f"model {model!r} has seeds {list(a.index)} at {low} but {list(b.index)} at {high}; "
+                         f"the drop needs the same seeds at both levels")
+    a_arr, b_arr = _same_queries(a, b)
+    return pd.DataFrame(a_arr - b_arr, index=a.index, columns=sorted(a.columns))
+
+
+def _seed_sd(*arrays: np.ndarray) -> float:
+    """Pooled standard deviation (points) of single seeds' means within each setting; NaN with one seed."""
+    variances = [np.var(100 * a.mean(axis=1), ddof=1) for a in arrays if len(a) > 1]
+    return float(np.sqrt(np.mean(variances))) if variances else float("nan")
+
+
+#: Smallest effect (points) whose n an inconclusive reason computes: issue 11's target MDE for
+#: a rank-1 comparison; a smaller observed effect is not worth a design of its own.
+DECIDE_FLOOR = 10.0
+
+
+def what_would_decide(cmp: Comparison, seed_sd: float, floor: float = DECIDE_FLOOR) -> str:
+    """For an inconclusive comparison: the design's MDE and the n that would detect the
+    observed effect (or `floor` points when it is smaller) at 80% power: training seeds per
+    setting at the observed seed scatter (``seeds_needed``) and test queries (the MDE scales as
+    1/sqrt(queries))."""
+    queries = cmp.n["queries"]
+    observed = abs(cmp.effect)
+    target = max(observed, floor)
+    what = (f"the observed {observed:.1f} points" if observed >= floor
+            else f"a {floor:g}-point effect (the observed one is {cmp.effect:+.1f})")
+    seeds = (f"about {seeds_needed(seed_sd, target)} seeds per setting at the observed seed scatter "
+             f"({seed_sd:.1f} points per seed, itself from {min(cmp.n['seeds_a'], cmp.n['seeds_b'])} seeds)"
+             if np.isfinite(seed_sd) and seed_sd > 0 else "more seeds (their scatter is unmeasured here)")
+    more_queries = (f"about {int(np.ceil(queries * (cmp.mde / target) ** 2))} test queries (the MDE scales as "
+                    f"1/sqrt(queries))" if cmp.mde > 0 else
+                    "not more queries: the queries' scores do not differ between the two settings here")
+    return (f"{cmp.reason or 'the 95% interval includes 0'}: with {queries} queries and "
+            f"{cmp.n['seeds_a']} and {cmp.n['seeds_b']} seeds the minimum detectable effect is {cmp.mde:.1f} "
+            f"points. Detecting {what} at 80% power takes {seeds} and {more_queries}; issue 13 redesigns this "
+            f"study to decide it.")
+
+
+def _claim(name: str, source: str, statement: Optional[str], cmp: Comparison, seed_sd: float, detail: str,
+           data: str) -> Claim:
+    reason = what_would_decide(cmp, seed_sd) if cmp.verdict == "inconclusive" else ""
+    return Claim(name, source, statement or NOT_IN_PAPER, None, detail=f"{detail}: {cmp.describe()}",
+                 data=data, paper_claim=statement is not None, reason=reason, comparison=cmp.to_dict())
+
+
+def _short(model: str) -> str:
+    """A model's name in a sentence: its label without the parenthesis ("C3D", "TP")."""
+    return VARIANTS[model].label.split(" (")[0]
+
+
+def central_claims(results: pd.DataFrame, profile: str, metrics: Sequence[str] = METRICS,
+                   unaligned: str = "c3d", aligned: str = "ssn3d-semi", control: str = "tp") -> List[Claim]:
+    """The central claim's parts, each a paired comparison (``compare``) between the lowest and
+    highest level, per metric (each metric its own claim, none deciding another's):
+
+    - ``c3d_degrades_<m>``: C3D at the lowest level minus C3D at the highest (paper: > 0);
+    - ``ssn3d_beats_c3d_misaligned_<m>``: SSN3D minus C3D at the highest level (> 0);
+    - ``ssn3d_drops_less_<m>``: C3D's drop minus SSN3D's drop (> 0);
+    - ``control_c3d_drop_vs_tp_<m>`` (our control, when TP ran): C3D's drop minus TP's, is the
+      loss specific to 3D convolution (TP pools frames and has no temporal kernel to misalign)?
+
+    Models missing from the sweep leave out the claims that need them.
+    """
     low, high = float(results["level"].min()), float(results["level"].max())
     if low == high:
-        raise ValueError("the verdict compares two misalignment levels; the results hold only one")
-    d_unaligned = drop(results, unaligned, metric, low, high)
-    d_aligned = drop(results, aligned, metric, low, high)
-    robustness = (d_unaligned - d_aligned).dropna()
-    gap_high = (paired(results, aligned, high, metric) - paired(results, unaligned, high, metric)).dropna()
-    if len(robustness) != len(d_unaligned) or len(gap_high) != len(d_unaligned):
-        raise ValueError(f"{aligned!r} and {unaligned!r} must be run with the same seeds to be compared")
-    degrades = _consistent(d_unaligned, min_effect)
-    more_robust = _consistent(robustness, min_effect)
-    ahead = _consistent(gap_high, min_effect)
-    recovers = more_robust and ahead
-    verdict = "supported" if degrades and recovers else "partly supported" if degrades else "not supported"
-    ul, al = VARIANTS[unaligned].label, VARIANTS[aligned].label
-    statement = (
-        f"{metric}: {ul} {'degrades' if degrades else 'does not degrade consistently'} from misalignment "
-        f"{low:g} to {high:g} (drop {d_unaligned.mean():+.1f} points, seeds {_span(d_unaligned)}); "
-        f"{al} drops {d_aligned.mean():+.1f} ({_span(d_aligned)}) and is "
-        f"{gap_high.mean():+.1f} points against it at {high:g} ({_span(gap_high)}): "
-        f"{'it recovers the loss' if recovers else 'no consistent recovery'}. Verdict: {verdict}.")
-    return {"metric": metric, "unaligned": unaligned, "aligned": aligned, "low": low, "high": high,
-            "min_effect": min_effect, "seeds": [int(s) for s in d_unaligned.index],
-            "unaligned_drop": _stats(d_unaligned), "aligned_drop": _stats(d_aligned),
-            "robustness_gain": _stats(robustness), "gap_at_high": _stats(gap_high),
-            "degrades": degrades, "more_robust": more_robust, "ahead_at_high": ahead, "recovers": recovers,
-            "verdict": verdict, "statement": statement}
-
-
-def _stats(values: pd.Series) -> Dict[str, Any]:
-    return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
-            "per_seed": {str(int(k)): float(v) for k, v in values.items()}}
-
-
-def _span(values: pd.Series) -> str:
-    return f"{values.min():+.1f}..{values.max():+.1f}"
-
-
-def verdict_claims(verdicts: Dict[str, Dict[str, Any]], profile: str) -> List[Claim]:
-    """The paper's claim, one per metric's verdict (``claim_verdict``): it holds only when the
-    verdict is "supported"; the detail is the verdict's full statement with our numbers."""
-    return [Claim(f"central_claim_{metric}", "Sec. 3 claim", PAPER_CLAIM, v["verdict"] == "supported",
-                  detail=v["statement"], data=f"synthetic world, paired misalignment levels {v['low']:g} and "
-                                              f"{v['high']:g}, {metric}; profile {profile}")
-            for metric, v in verdicts.items()]
+        raise ValueError("the verdicts compare two misalignment levels; the results hold only one")
+    present = set(results["model"])
+    ul, al = _short(unaligned), _short(aligned)
+    claims = []
+    for metric in metrics:
+        data = (f"synthetic world, misalignment {low:g} against {high:g} (the same query tracklets at every "
+                f"level), per-query {SCORE_OF[metric]} ({metric}); profile {profile}")
+        u_low, u_high = _same_queries(query_scores(results, unaligned, low, metric),
+                                      query_scores(results, unaligned, high, metric))
+        cmp = compare(u_low, u_high)
+        claims.append(_claim(
+            f"c3d_degrades_{metric}", "Sec. 3 claim", STATEMENTS["degrades"], cmp, _seed_sd(u_low, u_high),
+            f"{ul}'s {metric} is {100 * u_low.mean():.1f} at misalignment {low:g} and {100 * u_high.mean():.1f} at "
+            f"{high:g}; level {low:g} minus level {high:g}", data))
+        if aligned in present:
+            a_high, _ = _same_queries(query_scores(results, aligned, high, metric),
+                                      query_scores(results, unaligned, high, metric))
+            cmp = compare(a_high, u_high)
+            claims.append(_claim(
+                f"ssn3d_beats_c3d_misaligned_{metric}", "Sec. 3 claim", STATEMENTS["beats"], cmp,
+                _seed_sd(a_high, u_high), f"At misalignment {high:g} {al}'s {metric} is {100 * a_high.mean():.1f} "
+                f"and {ul}'s {100 * u_high.mean():.1f}", data))
+        u_drop = level_drop(results, unaligned, metric, low, high)
+        for other, name, statement, lead in (
+                (aligned, f"ssn3d_drops_less_{metric}", STATEMENTS["drops_less"], ""),
+                (control, f"control_c3d_drop_vs_tp_{metric}", None,
+                 "Control, is the loss specific to 3D convolution? ")):
+            if other not in present:
+                continue
+            c_drop, o_drop = _same_queries(u_drop, level_drop(results, other, metric, low, high))
+            cmp = compare(c_drop, o_drop)
+            ol = _short(other)
+            claims.append(_claim(
+                name, "Sec. 3 claim" if statement else "Sec. 3 claim (our control)", statement, cmp,
+                _seed_sd(c_drop, o_drop),
+                f"{lead}From misalignment {low:g} to {high:g} {ul}'s {metric} drops {100 * c_drop.mean():+.1f} points "
+                f"and {ol}'s {100 * o_drop.mean():+.1f} (each seed's drop on the same queries); {ul}'s drop minus "
+                f"{ol}'s", data))
+    return claims
 
 
 def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: str, params: Dict[str, Any],
-                  verdicts: Dict[str, Dict[str, Any]], chance: Dict[str, float], wall_time_s: float,
+                  claims: Sequence[Claim], chance: Dict[str, float], wall_time_s: float,
                   alignment: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
-    """What metrics.json holds: every point, the per-model summary, the verdicts and the claims
-    they decide, the SSN's part alignment (when measured), the setup."""
+    """What metrics.json holds: every point with its per-query record (what every verdict is
+    recomputed from), the per-model summary, the claims (``central_claims``), the SSN's part
+    alignment (when measured), the setup."""
     keep = ["level", "model", "label", "strategy", "seed", "rank1", "rank5", "mAP", "ap_definition",
             "num_query", "num_gallery", "epochs", "steps", "first_triplet_loss", "final_triplet_loss",
             "first_ssn_loss", "final_ssn_loss", "train_time_s", "eval_time_s", WALL_TIME_KEY, CPU_TIME_KEY,
-            "resumed"]
+            "resumed", PER_QUERY_KEY]
     point_rows = [{k: r[k] for k in keep if k in r} for r in results.to_dict("records")]
     config = results["config"].iloc[0] if "config" in results else None
     return to_jsonable({
         "study": STUDY, "profile": profile, "parameters": params, "chance_rank1": chance,
         "points": sorted(point_rows, key=lambda r: (r["level"], list(VARIANTS).index(r["model"]), r["seed"])),
-        "num_points": len(points), "per_model": model_summary(results), "verdicts": verdicts,
-        "claims": claims_to_records(verdict_claims(verdicts, profile)),
+        "num_points": len(points), "per_model": model_summary(results),
+        "claims": claims_to_records(claims),
         "part_alignment": None if alignment is None or alignment.empty else {
             "by_model_level": alignment_summary(alignment), "points": alignment.to_dict("records")},
         "example_config": config,
@@ -620,6 +773,7 @@ def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], varia
 
 __all__ = ["VARIANTS", "Variant", "SweepPoint", "PAPER_CLAIM", "plan_sweep", "point_config", "run_sweep",
            "run_point", "train_point", "point_status", "config_differences", "check_results", "summary_by_level",
-           "model_summary", "claim_verdict", "verdict_claims", "drop", "paired", "chance_rank1", "study_metrics",
+           "model_summary", "central_claims", "query_scores", "level_drop", "what_would_decide", "drop",
+           "paired", "point_per_query", "with_per_query", "PER_QUERY_KEY", "chance_rank1", "study_metrics",
            "plot_sweep", "level_strip", "prepare_worlds", "checkpoint_path", "attention_widget", "part_alignment",
            "alignment_sweep", "plot_alignment", "query_keypoints", "peak_pck", "alignment_summary"]
