@@ -1,7 +1,6 @@
 """The Amber Abstract study (paper Fig. 6): the painting generator, planted motifs, the hit
 rule and its chance rates on hand-computed cases, and a tiny end-to-end study."""
 import json
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -142,41 +141,63 @@ def test_motif_report_finds_the_part_that_sits_on_a_motif():
     assert absent["deep_blue_block"] == {"occurrences": 0}
 
 
-def report_entry(hit, chance_p95, untrained, occurrences=10):
-    return {"occurrences": occurrences, "best_part": 0, "hit_rate_best_part": hit,
-            "hit_rate_any_part": hit, "chance_single_window": 0.02, "chance_any_part": 0.17,
-            "chance_best_part": chance_p95 / 2, "chance_best_part_p95": chance_p95,
-            "untrained_hit_rate_best_part": untrained}
+def motif_record(hit_rows, parts=3, part=1, chance=0.02, untrained_hit_rows=()):
+    """Per-painting records of one motif: `hit_rows` paintings where `part` hits it (of len(hit_rows))."""
+    hits = [[int(p == part and h) for p in range(parts)] for h in hit_rows]
+    untrained = [[int(p == 0 and i in untrained_hit_rows) for p in range(parts)] for i in range(len(hit_rows))]
+    return {"paintings": list(range(len(hit_rows))), "hits": hits, "untrained_hits": untrained,
+            "chance_single_window": [chance] * len(hit_rows)}
 
 
-def claims_of(reports):
-    return by_name(aa.check_claims(SimpleNamespace(reports=reports), profile="test"))
+def records(heldout, train=None):
+    train = train or {m: motif_record([1] * 20) for m in aa.MOTIFS}     # part 1 on every motif
+    return {"train": train, "heldout": heldout}
 
 
-def test_claims_use_the_heldout_paintings_and_every_motif():
-    good = {m: report_entry(0.6, 0.2, 0.3) for m in aa.MOTIFS}
-    bad_train = {m: report_entry(0.0, 0.2, 0.3) for m in aa.MOTIFS}
-    claims = claims_of({"train": bad_train, "heldout": good})
+def test_parts_are_chosen_on_training_paintings_and_scored_on_heldout_ones_against_chance():
+    good = {m: motif_record([1] * 18 + [0] * 2) for m in aa.MOTIFS}
+    claims = by_name(aa.check_claims(records(good), profile="test"))
     found, control = claims["parts_find_motifs"], claims["training_beats_untrained"]
-    assert found.holds and control.holds
     assert found.paper_claim and found.statement == aa.PAPER_CLAIM and found.source == "Fig. 6"
     assert not control.paper_claim                         # our control, never counted as the paper's
-    assert found.detail.startswith("On the held-out paintings 3 of 3 motifs are found above chance")
-    assert "part 0 hits it in 60% of its 10 paintings" in found.detail
-    assert found.data == "generated abstract paintings (held-out set); profile test"
-    one_missed = dict(good, light_blue_protuberance=report_entry(0.15, 0.2, 0.1))
-    claims = claims_of({"heldout": one_missed})
-    assert not claims["parts_find_motifs"].holds and claims["training_beats_untrained"].holds
-    assert "2 of 3 motifs" in claims["parts_find_motifs"].detail
-    untrained_better = dict(good, deep_blue_block=report_entry(0.6, 0.2, 0.7))
-    claims = claims_of({"train": untrained_better})
-    assert claims["parts_find_motifs"].holds and not claims["training_beats_untrained"].holds
-    assert "training set" in claims["parts_find_motifs"].data
+    assert found.verdict == "reproduced" and control.verdict == "reproduced"
+    # 18 of 20 against 2% per painting: +88 points; untrained part 0 never hits: +90 points.
+    assert found.comparison["effect"] == pytest.approx(88.0) and control.comparison["effect"] == pytest.approx(90.0)
+    assert found.comparison["n"] == {"paintings": 20, "seeds_a": 1, "seeds_b": 1}
+    assert "part 1 hits it in 18 of its 20 held-out paintings (90%) against 2.0%" in found.detail
+    assert "One training seed" in found.detail
+    assert found.data == "generated abstract paintings (held-out set, parts chosen on the training set); profile test"
 
 
-def test_claims_without_a_planted_motif_are_not_testable():
-    claims = claims_of({"heldout": {m: {"occurrences": 0} for m in aa.MOTIFS}})
-    assert all(c.holds is None and "no motif is planted" in c.reason for c in claims.values())
+def test_a_part_that_hits_only_where_it_was_chosen_is_contradicted():
+    heldout = {m: motif_record([1] * 20) for m in aa.MOTIFS}
+    heldout["deep_blue_block"] = motif_record([1] * 20, part=2)   # held-out: part 2 hits, the chosen part 1 never
+    claim = by_name(aa.check_claims(records(heldout)))["parts_find_motifs"]
+    assert claim.verdict == "contradicted" and claim.comparison["effect"] == pytest.approx(-2.0)
+    assert "the deep-blue block decides" in claim.detail
+
+
+def test_the_weakest_motif_decides_and_a_motif_near_chance_is_inconclusive():
+    heldout = {m: motif_record([1] * 18 + [0] * 2) for m in aa.MOTIFS}
+    heldout["orange_diamond_over_blue_stripe"] = motif_record([1] + [0] * 19)   # 5% against 2%
+    claims = by_name(aa.check_claims(records(heldout)))
+    claim = claims["parts_find_motifs"]
+    assert claim.verdict == "inconclusive" and claim.holds is None and "includes 0" in claim.reason
+    assert claim.comparison["effect"] == pytest.approx(3.0)
+    assert "the orange diamond over a blue stripe decides" in claim.detail
+    untrained_better = {m: motif_record([1] * 18 + [0] * 2, untrained_hit_rows=range(20)) for m in aa.MOTIFS}
+    train = {m: motif_record([1] * 20, untrained_hit_rows=range(20)) for m in aa.MOTIFS}
+    control = by_name(aa.check_claims(records(untrained_better, train)))["training_beats_untrained"]
+    assert control.verdict == "inconclusive" and control.comparison["effect"] == pytest.approx(-10.0)
+
+
+def test_claims_need_heldout_paintings_and_every_motif_planted():
+    claims = aa.check_claims({"train": {m: motif_record([1] * 5) for m in aa.MOTIFS}})
+    assert all(c.holds is None and c.comparison is None and "no held-out paintings" in c.reason for c in claims)
+    heldout = {m: motif_record([1] * 5) for m in aa.MOTIFS}
+    heldout["light_blue_protuberance"] = motif_record([])
+    claims = aa.check_claims(records(heldout))
+    assert all(c.holds is None and "planted in no held-out painting" in c.reason for c in claims)
 
 
 # ---------------------------------------------------------------- the study end to end
@@ -234,6 +255,12 @@ def test_study_metrics_hold_the_documented_keys(tiny_study):
     assert [(c.name, c.paper_claim) for c in claims] == [("parts_find_motifs", True),
                                                         ("training_beats_untrained", False)]
     assert all(c.data.endswith("profile smoke") for c in claims)
+    assert set(metrics["per_painting"]) == {"train", "heldout"}
+    held = metrics["per_painting"]["heldout"]["deep_blue_block"]
+    assert len(held["hits"]) == len(held["paintings"]) == len(held["chance_single_window"])
+    assert all(len(row) == 9 for row in held["hits"] + held["untrained_hits"])
+    # the claims are recomputed from the stored records alone
+    assert [c.to_dict() for c in aa.check_claims(metrics["per_painting"], "smoke")] == metrics["claims"]
 
 
 def test_figures_and_the_picker(tiny_study):
