@@ -15,7 +15,7 @@ from ssn3dlib.studies.toolkit import (
     verdict_rule,
     wilson_interval,
 )
-from ssn3dlib.studies.toolkit.statistics import deciding, mde_factor, seeds_needed
+from ssn3dlib.studies.toolkit.statistics import deciding, mde_factor, rate_against_reference, seeds_needed
 
 
 def test_wilson_interval_by_hand():
@@ -138,3 +138,15 @@ def test_the_weakest_comparison_decides_an_all_of_claim():
     assert deciding({"a": win, "t": tie, "l": loss})[0] == "l"
     with pytest.raises(ValueError):
         deciding({})
+
+
+def test_a_rate_against_a_reference_keeps_its_width_at_zero_hits():
+    # 0 of 3 against 2.4%: Wilson [0, 0.5615] - 0.024 includes 0 (a bootstrap would say [-2.4, -2.4]).
+    c = rate_against_reference(np.zeros(3), 0.024, unit="paintings")
+    assert c.verdict == INCONCLUSIVE and c.low == pytest.approx(-2.4) and c.high == pytest.approx(53.75, abs=0.05)
+    assert c.n == {"paintings": 3, "seeds": 1} and c.effect == pytest.approx(-2.4)
+    # 6 of 30 against 2.2%: Wilson [0.0951, 0.3731] - 0.022 excludes 0.
+    win = rate_against_reference(np.r_[np.ones(6), np.zeros(24)], 0.022)
+    assert win.verdict == REPRODUCED and win.low == pytest.approx(7.31, abs=0.05)
+    with pytest.raises(ValueError):
+        rate_against_reference(np.full(4, 0.5), 0.1)

@@ -193,6 +193,24 @@ def against_reference(a, reference: float, scale: float = 100.0, resamples: int 
                       reason, f"bootstrap over seeds then {unit} against a fixed reference ({resamples} replicates)")
 
 
+def rate_against_reference(hits, reference: float, scale: float = 100.0, unit: str = "queries",
+                           confidence: float = CONFIDENCE) -> Comparison:
+    """One fixed model's 0/1 hits (units,) against a known rate (a chance level computed
+    exactly): the Wilson interval of the hit rate minus the reference. Unlike a bootstrap it
+    keeps its width when every hit is 0 or every one 1 (0 of 3 is not evidence of a rate below
+    2%). The randomness is all in the units (min_seeds=1); se = the interval's half-width / z."""
+    scores = as_scores(hits)
+    if scores.shape[0] != 1 or not np.isin(scores, (0.0, 1.0)).all():
+        raise ValueError("rate_against_reference takes one seed's 0/1 hits; use against_reference otherwise")
+    n, successes = scores.shape[1], int(scores.sum())
+    low, high = (scale * (v - reference) for v in wilson_interval(successes, n, confidence))
+    se = (high - low) / (2 * norm.ppf(1 - (1 - confidence) / 2))
+    verdict, reason = verdict_rule(low, high, (1,), min_seeds=1)
+    return Comparison(scale * (successes / n - reference), low, high, se, mde_factor(confidence) * se,
+                      {unit: n, "seeds": 1}, verdict, reason, f"Wilson interval of the hit rate against a fixed "
+                      f"reference ({successes} of {n})")
+
+
 def seeds_needed(sd_per_seed: float, mde: float, confidence: float = CONFIDENCE, power: float = POWER) -> int:
     """Seeds per setting so that a difference of two independent seed means detects `mde`
     when single seeds scatter by sd_per_seed (same units as mde)."""
