@@ -186,6 +186,7 @@ def test_the_weakest_motif_decides_and_a_motif_near_chance_is_inconclusive():
     claims = by_name(aa.check_claims(records(heldout)))
     claim = claims["parts_find_motifs"]
     assert claim.verdict == "inconclusive" and claim.holds is None and "includes 0" in claim.reason
+    assert "such paintings would detect 10 points" in claim.reason
     assert claim.comparison["effect"] == pytest.approx(3.0)
     assert "the orange diamond over a blue stripe decides" in claim.detail
     untrained_better = {m: motif_record([1] * 18 + [0] * 2, untrained_hit_rows=range(20)) for m in aa.MOTIFS}

@@ -1,6 +1,7 @@
 """The pedestrian study's library: crop selection and loading, training through the toolkit's
 loop, the study's scoring rules (prior and visibility) and its claims. The toolkit's own
 measures (PCK, chance, matching, window grid) are tested in test_study_toolkit.py."""
+import json
 import math
 
 import numpy as np
@@ -196,6 +197,12 @@ def test_dataset_metrics_fit_the_prior_on_labelled_crops_and_count_parts_above_m
     assert unl["unsupervised"]["per_seed"] == [1.0, 0.0]
     assert m["stability"]["semi-supervised"] == 1.0 and m["stability"]["unsupervised"] == 0.0
     assert m["final_loss"]["semi-supervised"] == [0.1, 0.1] and len(m["runs"]) == 4
+    crop = m["per_crop"]["unlabelled"]                          # the per-crop records behind the claims
+    assert crop["crops"] == ["t2", "t3", "t4"] and crop["visible_parts"] == [N - 1, N, N]
+    assert crop["pck"]["unsupervised"] == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]] and crop["pck"]["prior"] == [0.0] * 3
+    assert crop["agreement"] == {"semi-supervised": [[1.0] * 3], "unsupervised": [[0.0] * 3]}   # one pair (0, 1)
+    assert crop["distinctness"]["semi-supervised"] == [[1 / N] * 3] * 2     # every part's keypoint is the same point
+    assert len(crop["pck"]["chance"]) == 3 and all(0 < v < 1 for v in crop["pck"]["chance"])
 
 
 # ---------------------------------------------------------------- parameters and claims
@@ -210,35 +217,71 @@ def test_study_parameters_are_checked():
     assert P.StudyParams(image_size=[120, 60]).radius_px == pytest.approx(12.0)
 
 
-def _metrics(semi, unsup, chance, stab_semi, stab_unsup, loss_unsup, distinct=1.0, prior=0.2):
-    pck = {"semi-supervised": {"overall": semi}, "unsupervised": {"overall": unsup}, "chance": {"overall": chance},
-           "prior": {"overall": prior}}
-    return {"pck": {"unlabelled": pck},
-            "stability": {"semi-supervised": stab_semi, "unsupervised": stab_unsup, "chance": 0.05},
-            "final_loss": {"unsupervised": [loss_unsup]}, "distinctness": {"unsupervised": distinct},
+def _metrics(semi, unsup, chance, agree_semi, agree_unsup, loss_unsup, distinct=1.0, prior=0.2, crops=10):
+    """A dataset's metrics with per-crop records: every crop scores the given value (a list: one value
+    per crop) on both seeds; agreement None = one seed trained (no pair)."""
+    def rows(value, count=2):
+        return [list(value) if isinstance(value, list) else [value] * crops for _ in range(count)]
+    return {"per_crop": {"unlabelled": {
+                "pck": {"semi-supervised": rows(semi), "unsupervised": rows(unsup), "chance": rows(chance, 1)[0],
+                        "prior": rows(prior, 1)[0]},
+                "agreement": {"semi-supervised": [] if agree_semi is None else rows(agree_semi, 1),
+                              "unsupervised": [] if agree_unsup is None else rows(agree_unsup, 1)},
+                "distinctness": {"unsupervised": rows(distinct)}}},
+            "stability": {"chance": 0.05}, "final_loss": {"unsupervised": [loss_unsup, loss_unsup]},
             "log_n": math.log(N)}
 
 
-def test_claim_verdicts_are_one_claim_per_test_and_dataset():
+def test_claim_verdicts_are_comparisons_over_crops_one_claim_per_test_and_dataset():
     good = _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)
-    claims = P.claim_verdicts({"real": good, "synthetic": good}, "cpu")
+    claims = P.claim_verdicts({"real": good, "synthetic": good}, "cpu", (14, 6))
     assert len(claims_to_records(claims)) == 2 * len(P.CLAIM_TESTS)        # names unique across datasets
-    assert all(c.holds for c in claims)
-    found = by_name(claims)["synthetic: semi_finds_parts"]
-    assert found.paper_claim and found.source == "Fig. 4"
+    claim = by_name(claims)
+    found = claim["synthetic: semi_finds_parts"]
+    assert found.paper_claim and found.source == "Fig. 4" and found.verdict == "reproduced"
+    assert found.comparison["effect"] == pytest.approx(40.0) and found.comparison["n"] == {"crops": 10, "seeds": 2}
     assert found.data == "synthetic-world crops (exact keypoints), cpu profile"
     assert "0.50" in found.detail and "0.10" in found.detail and found.detail.endswith(".")
+    assert claim["real: semi_more_readable_than_unsup"].comparison["effect"] == pytest.approx(20.0)
+    # one disjoint seed pair per strategy: the stability difference (+40) is measured but decides nothing
+    stable = claim["real: semi_more_stable_than_unsup"]
+    assert stable.verdict == "inconclusive" and stable.comparison["effect"] == pytest.approx(40.0)
+    assert "4 seeds per strategy" in stable.reason
+    distinct = claim["real: unsup_parts_distinct"]
+    # the loss margin 100 (0.1 - 0.01 / log 6) = 9.4 points is below distinctness's 100 (1.0 - 0.9): it decides
+    assert distinct.verdict == "reproduced"
+    assert distinct.comparison["effect"] == pytest.approx(100 * (0.1 - 0.01 / math.log(N)))
+    assert "uniformly random peaks: 97.1%" in distinct.detail        # 84 (1 - (83/84)^6) / 6
 
     one_seed = by_name(P.claim_verdicts({"real": _metrics(0.5, 0.3, 0.1, None, None, 0.01)}, "smoke"))
     stable = one_seed["real: semi_more_stable_than_unsup"]
-    assert stable.holds is None and "one" in stable.reason
+    assert stable.holds is None and stable.comparison is None and "one" in stable.reason
 
-    bad = by_name(P.claim_verdicts({"real": _metrics(0.15, 0.3, 0.1, 0.8, 0.4, 0.5)}, "cpu"))
-    assert bad["real: semi_finds_parts"].holds is False
-    assert bad["real: unsup_parts_distinct"].holds is False and "0.500" in bad["real: unsup_parts_distinct"].detail
+    bad = by_name(P.claim_verdicts({"real": _metrics(0.05, 0.3, 0.1, 0.8, 0.4, 0.5)}, "cpu"))
+    assert bad["real: semi_finds_parts"].verdict == "contradicted"
+    loss = bad["real: unsup_parts_distinct"]       # 0.1 - 0.5 / log 6 = -17.9 points of log N: the loss decides
+    assert loss.verdict == "contradicted"
+    assert loss.comparison["effect"] == pytest.approx(100 * (0.1 - 0.5 / math.log(N)))
+    assert "0.500" in loss.detail
 
     # our stricter position-prior test is our own check, not the paper's
     prior = by_name(P.claim_verdicts({"real": _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01, prior=0.7)}, "cpu"))
     ours = prior["real: semi_beats_position_prior"]
-    assert ours.holds is False and not ours.paper_claim and ours.statement == NOT_IN_PAPER and "0.70" in ours.detail
-    assert all(c.holds for c in prior.values() if c.paper_claim)
+    assert ours.verdict == "contradicted" and not ours.paper_claim and ours.statement == NOT_IN_PAPER
+    assert "0.70" in ours.detail
+
+
+def test_a_difference_inside_the_crops_spread_is_inconclusive_and_says_how_many_crops_would_decide():
+    # per crop semi 0.6/0.4 against unsup 0.4/0.6 alternating, plus 0.02 for semi: a 2-point effect in 40-point noise
+    semi = [0.62 if k % 2 else 0.42 for k in range(10)]
+    unsup = [0.4 if k % 2 else 0.6 for k in range(10)]
+    claim = by_name(P.claim_verdicts({"real": _metrics(semi, unsup, 0.1, 0.8, 0.4, 0.01)}, "cpu"))
+    readable = claim["real: semi_more_readable_than_unsup"]
+    assert readable.verdict == "inconclusive" and readable.comparison["effect"] == pytest.approx(2.0)
+    assert "includes 0" in readable.reason and "crops at this spread" in readable.reason
+
+
+def test_claims_are_recomputed_from_the_stored_metrics():
+    m = json.loads(json.dumps({"real": _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)}))
+    assert claims_to_records(P.claim_verdicts(m, "cpu", (14, 6))) == claims_to_records(
+        P.claim_verdicts({"real": _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)}, "cpu", (14, 6)))

@@ -581,11 +581,20 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
                                                      "prefers high-contrast spots); per motif, trained against "
                                                      "untrained SSN (same initialisation)")):
         key, decisive = deciding(comparisons)
+        reason = "" if decisive.verdict != "inconclusive" else (
+            f"{decisive.reason}; with {decisive.n['paintings']} held-out paintings carrying the {MOTIF_TITLES[key]} "
+            f"the MDE is {decisive.mde:.1f} points: about {_paintings_for(decisive, 10.0)} such paintings would "
+            f"detect 10 points (MDE ~ 1/sqrt(n)), and more training seeds would cover seed-to-seed variation")
         claims.append(Claim(name, SOURCE, statement, None,
                             f"{lead}: " + "; ".join(words) + f". Every motif must be reproduced; the "
                             f"{MOTIF_TITLES[key]} decides: {decisive.describe()}. {ONE_SEED}",
-                            data, paper_claim=paper, comparison=decisive.to_dict()))
+                            data, paper_claim=paper, reason=reason, comparison=decisive.to_dict()))
     return claims
+
+
+def _paintings_for(comparison, mde: float) -> int:
+    """Held-out paintings (with the motif) for the comparison's MDE to shrink to `mde` points."""
+    return int(math.ceil(comparison.n["paintings"] * (comparison.mde / mde) ** 2))
 
 
 def study_metrics(result: StudyResult, profile: str, wall_time_s: float) -> Dict:

@@ -71,9 +71,13 @@ metrics.json keys (what a report assembler reads):
   ``final_loss.<semi-supervised|unsupervised>`` (per seed, mean of the last 5% of steps),
   ``log_n``, ``runs`` (each run's ``SSNRun.record()``: strategy, seed, final loss, steps,
   ``wall_time_s``);
+  ``per_crop.unlabelled`` (``per_crop_scores``: per evaluation crop and seed, the PCK, chance,
+  prior, cross-seed agreement per disjoint seed pair and distinctness the claims use);
 - ``claims``: a list of ``toolkit.Claim`` records, every test of CLAIM_TESTS on every dataset,
   named ``"<dataset>: <test>"`` (``claim_name``); ``paper_claim`` false = our stricter extra
-  test (``semi_beats_position_prior``).
+  test (``semi_beats_position_prior``). Each carries its comparison over the unlabelled crops
+  (units: crops, each scored by its mean over its visible parts; rows: seeds), computed from
+  ``per_crop`` alone: ``claim_verdicts(metrics["datasets"], profile, metrics["grid_size_hw"])``.
 """
 from __future__ import annotations
 
@@ -114,6 +118,7 @@ from .toolkit import (
     visible_keypoints,
 )
 from .toolkit.ssn_training import Batch
+from .toolkit.statistics import INCONCLUSIVE, Comparison, against_reference, compare, deciding
 
 STUDY = "pedestrians"
 PART_SET = "pedestrian6"
@@ -595,71 +600,166 @@ def dataset_metrics(result: DatasetResult, params: StudyParams) -> Dict:
                            for s in STRATEGIES}
     out["final_loss"] = {s: [result.runs[(s, seed)].final_loss() for seed in params.seeds] for s in STRATEGIES}
     out["runs"] = [run.record() for run in result.runs.values()]
+    out["per_crop"] = {"unlabelled": per_crop_scores(result, ev, prior, params)}
     return out
 
 
-def _pck(m: Dict, method: str) -> float:
-    return m["pck"]["unlabelled"][method]["overall"]
+def disjoint_pairs(seeds: Sequence[int]) -> List[Tuple[int, int]]:
+    """(seeds[0], seeds[1]), (seeds[2], seeds[3]), ...: independent seed pairs (a seed in one pair only)."""
+    return list(zip(seeds[0::2], seeds[1::2]))
 
 
-def _stability(m: Dict) -> str:
-    s = m["stability"]
-    return (f"Cross-seed peak agreement is {s['semi-supervised']:.2f} semi-supervised, {s['unsupervised']:.2f} "
-            f"unsupervised, {s['chance']:.2f} by chance")
+def per_crop_scores(result: DatasetResult, idx: np.ndarray, prior: np.ndarray, params: StudyParams) -> Dict:
+    """Per evaluation crop, the scores the claims are computed from (metrics.json
+    ``per_crop.<role>``), each crop scored by the toolkit's functions on that crop alone:
+    ``crops`` (image paths), ``visible_parts``; ``pck.<strategy>`` (per seed, per crop: the
+    fraction of the crop's visible parts whose peak is within the radius), ``pck.chance``
+    (expected, exact) and ``pck.prior`` (per crop); ``agreement.<strategy>`` (per disjoint seed
+    pair, per crop: the fraction of the crop's parts whose two peaks agree within the radius);
+    ``distinctness.<strategy>`` (per seed, per crop: distinct peak windows / N)."""
+    crops, grid, radius = result.crops, result.grid, params.radius_px
+    kp, vis = crops.keypoints[idx], crops.visible[idx]
+    one = [slice(k, k + 1) for k in range(len(idx))]
+
+    def per_crop(score, *arrays) -> List[float]:
+        """score(*each array's rows of one crop), for every crop."""
+        return [score(*(a[c] for a in arrays)) for c in one]
+
+    def hit_rate(peaks, keypoints, visible):
+        return pck(peaks, keypoints, visible, radius)["overall"]
+
+    def peaks(s, seed):
+        return result.peaks[(s, seed)][idx]
+
+    out = {"crops": ["/".join(Path(crops.paths[i]).parts[-2:]) for i in idx],     # identity/file
+           "visible_parts": vis.sum(1).astype(int).tolist(),
+           "pck": {s: [per_crop(hit_rate, peaks(s, seed), kp, vis) for seed in params.seeds] for s in STRATEGIES}}
+    out["pck"]["chance"] = per_crop(lambda k, v: chance_pck(k, v, grid, radius)["overall"], kp, vis)
+    out["pck"]["prior"] = per_crop(hit_rate, np.broadcast_to(prior, kp[..., :2].shape), kp, vis)
+    out["agreement"] = {s: [per_crop(lambda x, y: peak_agreement(x, y, radius), peaks(s, a), peaks(s, b))
+                            for a, b in disjoint_pairs(params.seeds)] for s in STRATEGIES}
+    out["distinctness"] = {s: [per_crop(distinctness, peaks(s, seed)) for seed in params.seeds] for s in STRATEGIES}
+    return out
+
+
+def _crop_scores(m: Dict, key: str, name: str) -> np.ndarray:
+    """(rows, crops) per-crop scores of the unlabelled crops (rows: seeds, or seed pairs)."""
+    return np.atleast_2d(np.asarray(m["per_crop"]["unlabelled"][key][name], dtype=float))
+
+
+def _mean(m: Dict, key: str, name: str) -> float:
+    return float(_crop_scores(m, key, name).mean())
+
+
+def _minus_reference(m: Dict, reference: str) -> Comparison:
+    """Semi-supervised per-crop PCK minus a fixed per-crop reference (chance or prior: no training
+    seed of their own), bootstrapped over the semi-supervised seeds, then crops."""
+    semi = _crop_scores(m, "pck", "semi-supervised")
+    return against_reference(semi - _crop_scores(m, "pck", reference), 0.0, unit="crops")
+
+
+def _stability(m: Dict) -> Optional[Comparison]:
+    rows = m["per_crop"]["unlabelled"]["agreement"]
+    if not rows["semi-supervised"]:
+        return None
+    return compare(_crop_scores(m, "agreement", "semi-supervised"), _crop_scores(m, "agreement", "unsupervised"),
+                   unit="crops")
+
+
+def _distinct(m: Dict) -> Comparison:
+    """The weaker of: the unsupervised final loss under 0.1 log N (in points of log N, a
+    bootstrap over the seeds' runs) and per-crop distinctness above DISTINCT_FLOOR (seeds, then crops)."""
+    margin = [[0.1 - loss / m["log_n"]] for loss in m["final_loss"]["unsupervised"]]   # (seeds, 1)
+    loss = against_reference(margin, 0.0, unit="run per seed")
+    distinct = against_reference(_crop_scores(m, "distinctness", "unsupervised"), DISTINCT_FLOOR, unit="crops")
+    return deciding({"final loss": loss, "distinct peaks": distinct})[1]
+
+
+#: Per-crop distinctness (distinct peak windows / N) the unsupervised parts must exceed.
+DISTINCT_FLOOR = 0.9
+
+
+def _chance_distinctness(m: Dict) -> float:
+    """Expected distinctness of N peaks drawn uniformly over the grid's G windows: G (1 - (1 - 1/G)^N) / N."""
+    g = int(np.prod(m["grid_size_hw"]))
+    n = len(PARTS)
+    return g * (1 - (1 - 1 / g) ** n) / n
+
+
+def _pair_text(m: Dict) -> str:
+    pairs = len(m["per_crop"]["unlabelled"]["agreement"]["semi-supervised"])
+    return f"{pairs} disjoint seed pair(s) per strategy"
 
 
 @dataclass(frozen=True)
 class ClaimTest:
-    """One claim tested on one dataset's metrics: `holds(m)` gives True / False / None (not
-    testable), `numbers(m)` our numbers in words. paper_claim False: our own, stricter check."""
+    """One claim tested on one dataset's metrics: `measure(m)` gives the Comparison behind the
+    verdict (effect in the paper's direction) or None (not testable), `numbers(m)` our numbers in
+    words. paper_claim False: our own, stricter check. `decide` says what would decide the claim
+    when the comparison is inconclusive for lack of seeds."""
 
     name: str
     statement: str
     test: str
-    holds: Callable[[Dict], Optional[bool]]
+    measure: Callable[[Dict], Optional[Comparison]]
     numbers: Callable[[Dict], str]
     paper_claim: bool = True
     untestable: str = ""
+    decide: str = ""
 
 
+SEEDS_TO_DECIDE = "two seeds per strategy at least (the cpu profile trains two)"
 CLAIM_TESTS: Tuple[ClaimTest, ...] = (
     ClaimTest("semi_finds_parts",
               "trained semi-supervised (16 of 128 crops labelled), each attention map finds its part "
               "(head, hand, knees, feet) on unlabelled people",
-              "semi-supervised PCK on unlabelled crops >= 2 x chance PCK",
-              lambda m: _pck(m, "semi-supervised") >= 2 * _pck(m, "chance"),
-              lambda m: f"Semi-supervised PCK on the unlabelled crops is {_pck(m, 'semi-supervised'):.2f} "
-                        f"against {_pck(m, 'chance'):.2f} for a uniformly random window"),
+              "per-crop PCK of the semi-supervised maps minus the crop's exact chance PCK (a uniformly random "
+              "window), bootstrap over seeds then unlabelled crops",
+              lambda m: _minus_reference(m, "chance"),
+              lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
+                        f"semi-supervised against {_mean(m, 'pck', 'chance'):.2f} for a uniformly random window",
+              decide=SEEDS_TO_DECIDE),
     ClaimTest("semi_more_readable_than_unsup",
               "unsupervised training finds parts that are less human-readable than semi-supervised ones",
-              "semi-supervised PCK > unsupervised PCK (best assignment)",
-              lambda m: _pck(m, "semi-supervised") > _pck(m, "unsupervised"),
-              lambda m: f"PCK on the unlabelled crops is {_pck(m, 'semi-supervised'):.2f} semi-supervised and "
-                        f"{_pck(m, 'unsupervised'):.2f} unsupervised (maps matched to parts on the labelled crops)"),
+              "per-crop PCK semi-supervised minus unsupervised (maps matched to parts on the labelled crops), "
+              "paired over unlabelled crops, seeds resampled per strategy",
+              lambda m: compare(_crop_scores(m, "pck", "semi-supervised"), _crop_scores(m, "pck", "unsupervised"),
+                                unit="crops"),
+              lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
+                        f"semi-supervised and {_mean(m, 'pck', 'unsupervised'):.2f} unsupervised",
+              decide=SEEDS_TO_DECIDE),
     ClaimTest("semi_more_stable_than_unsup",
               "unsupervised parts are less stable than semi-supervised ones",
-              "cross-seed peak agreement: semi-supervised > unsupervised (needs >= 2 seeds)",
-              lambda m: None if m["stability"]["semi-supervised"] is None
-              else m["stability"]["semi-supervised"] > m["stability"]["unsupervised"],
-              lambda m: _stability(m) if m["stability"]["semi-supervised"] is not None
-              else "Only one seed was trained",
-              untestable="stability compares seeds, and this profile trains only one"),
+              "per-crop cross-seed peak agreement (fraction of the crop's parts whose two seeds' peaks lie within "
+              "the radius) semi-supervised minus unsupervised, paired over unlabelled crops; each disjoint seed "
+              "pair is one row",
+              _stability,
+              lambda m: (f"Mean per-crop cross-seed agreement is {_mean(m, 'agreement', 'semi-supervised'):.2f} "
+                         f"semi-supervised and {_mean(m, 'agreement', 'unsupervised'):.2f} unsupervised "
+                         f"({m['stability']['chance']:.2f} by chance), from {_pair_text(m)}")
+              if m["per_crop"]["unlabelled"]["agreement"]["semi-supervised"] else "Only one seed was trained",
+              untestable="stability compares seeds, and this profile trains only one",
+              decide="a second disjoint seed pair, i.e. 4 seeds per strategy (cpu trains 2, full 3): one pair's "
+                     "agreement leaves pair-to-pair variation unmeasured"),
     ClaimTest("unsup_parts_distinct",
               "unsupervised training finds distinct parts",
-              "unsupervised final SSN loss < 0.1 log N (the classifier tells its parts apart) and their peaks "
-              "fall on distinct windows in >= 90% of cases",
-              lambda m: max(m["final_loss"]["unsupervised"]) < 0.1 * m["log_n"]
-              and m["distinctness"]["unsupervised"] >= 0.9,
+              f"both reproduced, the weaker decides: 0.1 log N minus the unsupervised final loss (the classifier "
+              f"tells its parts apart; bootstrap over the seeds' runs) and per-crop distinctness of the peaks minus "
+              f"{DISTINCT_FLOOR} (bootstrap over seeds then crops)",
+              _distinct,
               lambda m: f"The unsupervised SSN's final loss is at most {max(m['final_loss']['unsupervised']):.3f} "
                         f"(0.1 log N = {0.1 * m['log_n']:.3f}) and its peaks are distinct in "
-                        f"{100 * m['distinctness']['unsupervised']:.0f}% of cases"),
+                        f"{100 * _mean(m, 'distinctness', 'unsupervised'):.1f}% of cases (uniformly random peaks: "
+                        f"{100 * _chance_distinctness(m):.1f}%, so distinctness alone says little)",
+              decide=SEEDS_TO_DECIDE),
     ClaimTest("semi_beats_position_prior", NOT_IN_PAPER,
-              "semi-supervised PCK > PCK of a fixed guess at each part's mean labelled position (does the map "
-              "locate the part in each crop rather than where parts usually are?)",
-              lambda m: _pck(m, "semi-supervised") > _pck(m, "prior"),
-              lambda m: f"Semi-supervised PCK on the unlabelled crops is {_pck(m, 'semi-supervised'):.2f} against "
-                        f"{_pck(m, 'prior'):.2f} for a fixed window at each part's mean labelled position",
-              paper_claim=False),
+              "per-crop PCK of the semi-supervised maps minus that of a fixed guess at each part's mean labelled "
+              "position (does the map locate the part in each crop rather than where parts usually are?)",
+              lambda m: _minus_reference(m, "prior"),
+              lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
+                        f"semi-supervised against {_mean(m, 'pck', 'prior'):.2f} for a fixed window at each part's "
+                        f"mean labelled position",
+              paper_claim=False, decide=SEEDS_TO_DECIDE),
 )
 
 #: What each dataset's claims were measured on (Claim.data, with the profile).
@@ -672,18 +772,38 @@ def claim_name(dataset: str, claim: str) -> str:
     return f"{dataset}: {claim}"
 
 
-def claim_verdicts(per_dataset: Dict[str, Dict], profile: str) -> List[Claim]:
-    """Every claim of CLAIM_TESTS on every dataset (named by claim_name)."""
+def claim_verdicts(per_dataset: Dict[str, Dict], profile: str, grid_size_hw: Sequence[int] = ()) -> List[Claim]:
+    """Every claim of CLAIM_TESTS on every dataset (named by claim_name), computed from the
+    per-crop records (``per_crop.unlabelled``) of each dataset's metrics, so metrics.json alone
+    recomputes them; ``grid_size_hw`` (metrics.json's) gives the chance distinctness."""
     claims = []
     for dataset, m in per_dataset.items():
+        m = dict(m, grid_size_hw=list(grid_size_hw) or m.get("grid_size_hw", [1, 1]))
         for t in CLAIM_TESTS:
-            holds = t.holds(m)
-            claims.append(Claim(name=claim_name(dataset, t.name), source=SOURCE, statement=t.statement,
-                                holds=None if holds is None else bool(holds),
-                                detail=f"{t.numbers(m)}; test: {t.test}.",
+            comparison = t.measure(m)
+            if comparison is None:
+                claims.append(Claim(claim_name(dataset, t.name), SOURCE, t.statement, None,
+                                    detail=f"{t.numbers(m)}; test: {t.test}.",
+                                    data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
+                                    paper_claim=t.paper_claim, reason=t.untestable))
+                continue
+            reason = ""
+            if comparison.verdict == INCONCLUSIVE:
+                reason = (f"{comparison.reason}; would be decided by {t.decide}" if "seed" in comparison.reason
+                          else f"{comparison.reason}; a difference of the observed size needs the MDE "
+                               f"({comparison.mde:.1f} points) to shrink to it, i.e. about "
+                               f"{_units_needed(comparison):d} crops at this spread")
+            claims.append(Claim(name=claim_name(dataset, t.name), source=SOURCE, statement=t.statement, holds=None,
+                                detail=f"{t.numbers(m)}: {comparison.describe('points')}; test: {t.test}.",
                                 data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
-                                paper_claim=t.paper_claim, reason=t.untestable if holds is None else ""))
+                                paper_claim=t.paper_claim, reason=reason, comparison=comparison.to_dict()))
     return claims
+
+
+def _units_needed(comparison: Comparison) -> int:
+    """Crops for the MDE to reach the observed effect (MDE scales as 1 / sqrt(n))."""
+    effect = max(abs(comparison.effect), 1e-9)
+    return int(math.ceil(comparison.n["crops"] * (comparison.mde / effect) ** 2))
 
 
 def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_time_s: float) -> Dict:
@@ -699,7 +819,7 @@ def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_t
         "grid_size_hw": list(any_result.grid.size),
         "pck_radius_px": params.radius_px,
         "datasets": per_dataset,
-        "claims": claims_to_records(claim_verdicts(per_dataset, params.profile)),
+        "claims": claims_to_records(claim_verdicts(per_dataset, params.profile, any_result.grid.size)),
         WALL_TIME_KEY: round(float(wall_time_s), 1),
     }
 
