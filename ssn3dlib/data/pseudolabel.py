@@ -90,7 +90,7 @@ class Letterbox:
 def letterbox_image(rgb: np.ndarray, box: Optional[Letterbox] = None) -> np.ndarray:
     """The canvas the pose model sees: the crop resized with OpenCV's bicubic filter (the
     reference table's filter; PIL's bicubic gives visibly different landmarks) on black."""
-    cv2 = _import_pose_libraries()[1]
+    cv2 = _import_opencv()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"letterbox_image needs an H x W x 3 uint8 RGB array, got {rgb.shape} {rgb.dtype}")
     box = box or Letterbox(rgb.shape[1], rgb.shape[0])
@@ -153,12 +153,22 @@ def find_images(root: Path, pattern: str) -> List[str]:
 
 # ============================================================================ model
 
+def _import_opencv():
+    # The letterbox needs OpenCV only (its bicubic filter); it comes with mediapipe, and may be
+    # installed without it.
+    try:
+        import cv2
+    except ImportError as err:
+        raise PoseModelUnavailable(f"cannot import OpenCV in {sys.executable} ({err}). {POSE_ENV_FIX}") from err
+    return cv2
+
+
 def _import_pose_libraries():
     # mediapipe 0.10.14 calls a deprecated protobuf API on every image: one warning per crop.
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
     os.environ.setdefault("GLOG_minloglevel", "2")  # silence TFLite's start-up log lines
+    cv2 = _import_opencv()
     try:
-        import cv2
         import mediapipe as mp
     except ImportError as err:
         raise PoseModelUnavailable(f"cannot import MediaPipe in {sys.executable} ({err}). {POSE_ENV_FIX}") from err
