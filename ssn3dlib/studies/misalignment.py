@@ -318,13 +318,19 @@ def summary_by_level(results: pd.DataFrame) -> pd.DataFrame:
                            ignore_index=True)
 
 
-def paired(results: pd.DataFrame, model: str, level: float, metric: str) -> pd.Series:
-    """One model's metric at one level, indexed by seed."""
+def _rows(results: pd.DataFrame, model: str, level: float) -> pd.DataFrame:
+    """One model's result rows at one level, one per seed."""
     sel = results[(results["model"] == model) & np.isclose(results["level"], level)]
     if sel.empty:
         raise ValueError(f"no results for model {model!r} at misalignment {level}; run that point first")
     if sel["seed"].duplicated().any():
         raise ValueError(f"model {model!r} at misalignment {level} has a seed twice: {sel['seed'].tolist()}")
+    return sel
+
+
+def paired(results: pd.DataFrame, model: str, level: float, metric: str) -> pd.Series:
+    """One model's metric at one level, indexed by seed."""
+    sel = _rows(results, model, level)
     return sel.set_index("seed")[metric].sort_index()
 
 
@@ -376,11 +382,7 @@ def query_scores(results: pd.DataFrame, model: str, level: float, metric: str) -
     without a true match (no rank, no AP) are left out, as the evaluation leaves them out."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    sel = results[(results["model"] == model) & np.isclose(results["level"], level)]
-    if sel.empty:
-        raise ValueError(f"no results for model {model!r} at misalignment {level}; run that point first")
-    if sel["seed"].duplicated().any():
-        raise ValueError(f"model {model!r} at misalignment {level} has a seed twice: {sel['seed'].tolist()}")
+    sel = _rows(results, model, level)
     rows = {}
     for seed, record in zip(sel["seed"], sel.get(PER_QUERY_KEY, pd.Series([None] * len(sel)))):
         if not isinstance(record, dict):
