@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_loader.py
 	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_ssn3d_step.py
 
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/bench_models.py --device cuda

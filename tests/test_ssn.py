@@ -39,6 +39,45 @@ def test_weighted_window_sum_matches_unfolded_windows():
     torch.testing.assert_close(weighted_window_sum(x, weights, k), expected)
 
 
+def _window_sum_and_grads(x, weights, k, method, grad):
+    x, weights = x.detach().requires_grad_(), weights.detach().requires_grad_()
+    out = weighted_window_sum(x, weights, k, method=method)
+    out.backward(grad)
+    return out.detach(), x.grad, weights.grad
+
+
+@pytest.mark.parametrize("b,c,size,n,k", [(4, 3, (120, 160), 9, 19),  # the Amber study's setting
+                                          (3, 2, (30, 41), 4, 11), (2, 5, (9, 7), 3, 3)])
+def test_fft_window_sum_equals_the_conv_formulation_in_values_and_gradients(b, c, size, n, k):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(b, c, *size, generator=generator)
+    grid = (size[0] - k + 1, size[1] - k + 1)
+    weights = torch.randn(b, n, *grid, generator=generator).flatten(2).softmax(-1).reshape(b, n, *grid)
+    grad = torch.randn(b, n, c, k, k, generator=generator)
+    conv = _window_sum_and_grads(x, weights, k, "conv", grad)
+    fft = _window_sum_and_grads(x, weights, k, "fft", grad)
+    exact = _window_sum_and_grads(x.double(), weights.double(), k, "conv", grad.double())
+    for name, f, r, e in zip(("values", "d/dx", "d/dweights"), fft, conv, exact):
+        assert f.dtype == r.dtype == torch.float32, name
+        # Equal up to float32 rounding of sums over H'W' terms; the weights' gradient sums
+        # C k^2 products, so the tolerance scales with each tensor's magnitude.
+        scale = r.abs().max().item()
+        torch.testing.assert_close(f, r, rtol=1e-5, atol=4e-6 * scale, msg=name)
+        # The FFT runs in float64: it is within float32 rounding of the exact sum.
+        torch.testing.assert_close(f.double(), e, rtol=1e-6, atol=5e-7 * scale, msg=name)
+
+
+def test_window_sum_picks_fft_for_large_windows_over_few_channels_only():
+    from ssn3dlib.models.ssn import window_sum_method
+    assert window_sum_method(3, (120, 160), 19) == "fft"     # Amber: 19 x 19 windows on RGB
+    assert window_sum_method(1024, (8, 4), 3) == "conv"      # SSN3D, resnet50-layer3 at 128 x 64
+    assert window_sum_method(128, (16, 8), 3) == "conv"      # resnet18-layer2, pedestrians
+    assert window_sum_method(128, (16, 16), 3) == "conv"     # random maps
+    assert window_sum_method(3, (9, 7), 3) == "conv"
+    with pytest.raises(ValueError, match="method"):
+        weighted_window_sum(torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 1, 1), 3, method="unfold")
+
+
 def test_one_hot_attention_selects_exactly_that_window():
     x, k = torch.randn(2, 5, 8, 6), 3
     windows = torch.tensor([[[0, 0], [5, 3], [2, 1]], [[4, 2], [0, 3], [5, 0]]])
