@@ -46,6 +46,14 @@ class Protocol(NamedTuple):
     source: str
 
 
+def _shown(path: Path) -> str:
+    """A data path as recorded: relative to $SSN3D_DATA_ROOT when inside it (no machine's paths in reports)."""
+    try:
+        return "$SSN3D_DATA_ROOT/" + str(Path(path).resolve().relative_to(data_root()))
+    except ValueError:
+        return str(path)
+
+
 def load_mars_protocol(info_dir: Path, gallery: str) -> Optional[Protocol]:
     """The MARS test protocol as the dataset reader builds it, or None when the files are absent.
 
@@ -65,7 +73,7 @@ def load_mars_protocol(info_dir: Path, gallery: str) -> Optional[Protocol]:
         camids=tracks[:, 3].astype(np.int64),
         query_idx=query_idx,
         gallery_idx=np.flatnonzero(keep),
-        source=f"MARS {gallery} ({info_dir})",
+        source=f"MARS {gallery} ({_shown(info_dir)})",
     )
 
 

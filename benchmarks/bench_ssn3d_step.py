@@ -364,7 +364,8 @@ def main(argv=None) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     torch.set_num_threads(args.threads)
     load_start, start = os.getloadavg(), time.perf_counter()
-    report = dict(machine=machine_info(), config=vars(args) | {"output": str(args.output)})
+    # The output path is where this file lies, not a setting: recording it would commit this machine's paths.
+    report = dict(machine=machine_info(), config={k: v for k, v in vars(args).items() if k != "output"})
     if not args.skip_step:
         rows = []
         for backbone in args.backbones:
