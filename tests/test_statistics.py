@@ -150,3 +150,13 @@ def test_a_rate_against_a_reference_keeps_its_width_at_zero_hits():
     assert win.verdict == REPRODUCED and win.low == pytest.approx(7.31, abs=0.05)
     with pytest.raises(ValueError):
         rate_against_reference(np.full(4, 0.5), 0.1)
+
+
+def test_units_needed_scales_the_mde_as_one_over_sqrt_n():
+    from ssn3dlib.studies.toolkit.statistics import units_needed
+
+    # MDE 20 with 37 queries; a target of 10 needs 4x the queries: 148.
+    assert units_needed(37, 20.0, 10.0) == 148
+    assert units_needed(30, 33.8, 10.0) == 343     # 30 * 3.38^2 = 342.7 -> 343
+    with pytest.raises(ValueError, match="positive"):
+        units_needed(30, 10.0, 0.0)

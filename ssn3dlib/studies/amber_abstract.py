@@ -83,7 +83,7 @@ from ..models import SelfSeparatedNetwork
 from .toolkit import WALL_TIME_KEY, Claim, SSNRun, WindowGrid, attention_maps, claims_to_records, train_ssn
 from .toolkit.part_scoring import distinctness
 from .toolkit.ssn_training import Batch
-from .toolkit.statistics import compare, deciding, rate_against_reference
+from .toolkit.statistics import compare, deciding, rate_against_reference, units_needed
 from .toolkit.window_grid import peak_windows
 
 PAINTING_SIZE = (480, 640)   # (h, w) painted
@@ -581,10 +581,12 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
                                                      "prefers high-contrast spots); per motif, trained against "
                                                      "untrained SSN (same initialisation)")):
         key, decisive = deciding(comparisons)
+        paintings = decisive.n["paintings"]
         reason = "" if decisive.verdict != "inconclusive" else (
-            f"{decisive.reason}; with {decisive.n['paintings']} held-out paintings carrying the {MOTIF_TITLES[key]} "
-            f"the MDE is {decisive.mde:.1f} points: about {_paintings_for(decisive, 10.0)} such paintings would "
-            f"detect 10 points (MDE ~ 1/sqrt(n)), and more training seeds would cover seed-to-seed variation")
+            f"{decisive.reason}; with {paintings} held-out paintings carrying the {MOTIF_TITLES[key]} "
+            f"the MDE is {decisive.mde:.1f} points: about {units_needed(paintings, decisive.mde, 10.0)} such "
+            f"paintings would detect 10 points (MDE ~ 1/sqrt(n)), and more training seeds would cover "
+            f"seed-to-seed variation")
         claims.append(Claim(name, SOURCE, statement, None,
                             f"{lead}: " + "; ".join(words) + f". Every motif must be reproduced; the "
                             f"{MOTIF_TITLES[key]} decides: {decisive.describe()}. {ONE_SEED}",
@@ -592,9 +594,6 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
     return claims
 
 
-def _paintings_for(comparison, mde: float) -> int:
-    """Held-out paintings (with the motif) for the comparison's MDE to shrink to `mde` points."""
-    return int(math.ceil(comparison.n["paintings"] * (comparison.mde / mde) ** 2))
 
 
 def study_metrics(result: StudyResult, profile: str, wall_time_s: float) -> Dict:

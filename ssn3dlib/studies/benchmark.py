@@ -34,7 +34,7 @@ from ..reporting.tables import BASELINE_NAMES, RUN_KEYS, at_main_lambda, load_ru
 from .toolkit import WALL_TIME_KEY, Claim, claims_to_records, to_jsonable, write_json, write_metrics
 from .toolkit.engine_runs import chance_rank1, epoch_losses, train_or_reuse, was_loaded
 from .toolkit.records import RUNS_WALL_TIME_KEY
-from .toolkit.statistics import INCONCLUSIVE, MIN_SEEDS, Comparison, compare, seeds_needed
+from .toolkit.statistics import INCONCLUSIVE, MIN_SEEDS, Comparison, compare, seeds_needed, units_needed
 
 STUDY = "benchmark"
 RANKS = (1, 5, 10, 20)
@@ -739,21 +739,18 @@ def paired_scores(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]
 def what_would_decide(cmp: Comparison, queries: int, replicates: int) -> str:
     """What an inconclusive comparison of rank-1 would need: seeds (seeds_needed at the measured
     seed-to-seed SD) and test queries (the MDE scales as 1/sqrt(n)) for an MDE of TARGET_MDE."""
-    def queries_needed(mde):
-        return int(np.ceil(queries * (mde / TARGET_MDE) ** 2))
-
     if replicates < MIN_SEEDS:
         text = (f"What would decide it: for a minimum detectable effect of {TARGET_MDE:g} rank-1 points, about "
                 f"{seeds_needed(SEED_SD_RANK1, TARGET_MDE)} seeds per setting (seeds_needed at the seed-to-seed SD of "
                 f"{SEED_SD_RANK1:g} rank-1 points measured in the misalignment sweep), or PKU-Reid's 10 splits as "
                 f"replicates; and the test queries alone allow an MDE of {cmp.mde:.1f} points from {queries} queries")
-        return text + (f": {TARGET_MDE:g} needs about {queries_needed(cmp.mde)} queries (MDE ~ 1/sqrt(queries): "
-                       f"more test identities)" if cmp.mde > TARGET_MDE else "")
+        return text + (f": {TARGET_MDE:g} needs about {units_needed(queries, cmp.mde, TARGET_MDE)} queries "
+                       f"(MDE ~ 1/sqrt(queries): more test identities)" if cmp.mde > TARGET_MDE else "")
     if cmp.mde > TARGET_MDE:
-        more = int(np.ceil(replicates * (cmp.mde / TARGET_MDE) ** 2))
+        more = units_needed(replicates, cmp.mde, TARGET_MDE)
         return (f"What would decide it: the design's MDE is {cmp.mde:.1f} points with {replicates} replicates per "
                 f"setting; {TARGET_MDE:g} needs about {more} (MDE ~ 1/sqrt(replicates) while seed noise dominates), "
-                f"or more test queries (about {queries_needed(cmp.mde)} at this noise)")
+                f"or more test queries (about {units_needed(queries, cmp.mde, TARGET_MDE)} at this noise)")
     return (f"The design detects {TARGET_MDE:g} points (MDE {cmp.mde:.1f}): a true difference, if any, is smaller "
             f"than that")
 

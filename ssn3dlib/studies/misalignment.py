@@ -62,7 +62,7 @@ from .toolkit import (
 )
 from .toolkit.engine_runs import chance_rank1, config_differences, epoch_losses, train_or_reuse  # chance_rank1: API
 from .toolkit.records import RUNS_WALL_TIME_KEY
-from .toolkit.statistics import seeds_needed
+from .toolkit.statistics import seeds_needed, units_needed
 
 STUDY = "misalignment"
 METRICS = ("rank1", "mAP")
@@ -444,7 +444,7 @@ def what_would_decide(cmp: Comparison, seed_sd: float, floor: float = DECIDE_FLO
     seeds = (f"about {seeds_needed(seed_sd, target)} seeds per setting at the observed seed scatter "
              f"({seed_sd:.1f} points per seed, itself from {min(cmp.n['seeds_a'], cmp.n['seeds_b'])} seeds)"
              if np.isfinite(seed_sd) and seed_sd > 0 else "more seeds (their scatter is unmeasured here)")
-    more_queries = (f"about {int(np.ceil(queries * (cmp.mde / target) ** 2))} test queries (the MDE scales as "
+    more_queries = (f"about {units_needed(queries, cmp.mde, target)} test queries (the MDE scales as "
                     f"1/sqrt(queries))" if cmp.mde > 0 else
                     "not more queries: the queries' scores do not differ between the two settings here")
     return (f"{cmp.reason or 'the 95% interval includes 0'}: with {queries} queries and "

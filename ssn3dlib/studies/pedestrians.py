@@ -118,7 +118,7 @@ from .toolkit import (
     visible_keypoints,
 )
 from .toolkit.ssn_training import Batch
-from .toolkit.statistics import INCONCLUSIVE, Comparison, against_reference, compare, deciding
+from .toolkit.statistics import INCONCLUSIVE, Comparison, against_reference, compare, deciding, units_needed
 
 STUDY = "pedestrians"
 PART_SET = "pedestrian6"
@@ -789,21 +789,16 @@ def claim_verdicts(per_dataset: Dict[str, Dict], profile: str, grid_size_hw: Seq
                 continue
             reason = ""
             if comparison.verdict == INCONCLUSIVE:
+                crops = units_needed(comparison.n["crops"], comparison.mde, max(abs(comparison.effect), 1e-9))
                 reason = (f"{comparison.reason}; would be decided by {t.decide}" if "seed" in comparison.reason
                           else f"{comparison.reason}; a difference of the observed size needs the MDE "
                                f"({comparison.mde:.1f} points) to shrink to it, i.e. about "
-                               f"{_units_needed(comparison):d} crops at this spread")
+                               f"{crops:d} crops at this spread")
             claims.append(Claim(name=claim_name(dataset, t.name), source=SOURCE, statement=t.statement, holds=None,
                                 detail=f"{t.numbers(m)}: {comparison.describe('points')}; test: {t.test}.",
                                 data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
                                 paper_claim=t.paper_claim, reason=reason, comparison=comparison.to_dict()))
     return claims
-
-
-def _units_needed(comparison: Comparison) -> int:
-    """Crops for the MDE to reach the observed effect (MDE scales as 1 / sqrt(n))."""
-    effect = max(abs(comparison.effect), 1e-9)
-    return int(math.ceil(comparison.n["crops"] * (comparison.mde / effect) ** 2))
 
 
 def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_time_s: float) -> Dict:

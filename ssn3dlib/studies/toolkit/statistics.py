@@ -166,16 +166,9 @@ def compare(a, b, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 
     rng = np.random.default_rng(seed)
     weights = _unit_weights(a.shape[1], resamples, rng)
     diff = _bootstrap_means(a, weights, rng) - _bootstrap_means(b, weights, rng)
-    lo_q, hi_q = (1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2
-    low, high = (scale * float(v) for v in np.quantile(diff, [lo_q, hi_q]))
-    effect = scale * float(a.mean() - b.mean())
-    se = scale * float(diff.std(ddof=1))
-    if effect == 0.0 and se == 0.0:                    # identical scores: an exact tie
-        low = high = 0.0
-    verdict, reason = verdict_rule(low, high, (a.shape[0], b.shape[0]), min_seeds)
     n = {unit: int(a.shape[1]), "seeds_a": int(a.shape[0]), "seeds_b": int(b.shape[0])}
-    return Comparison(effect, low, high, se, mde_factor() * se, n, verdict, reason,
-                      f"paired bootstrap over {unit}, seeds resampled per setting ({resamples} replicates)")
+    return _bootstrap_comparison(float(a.mean() - b.mean()), diff, scale, (a.shape[0], b.shape[0]), min_seeds, n,
+                                 f"paired bootstrap over {unit}, seeds resampled per setting ({resamples} replicates)")
 
 
 def against_reference(a, reference: float, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0,
@@ -185,12 +178,21 @@ def against_reference(a, reference: float, scale: float = 100.0, resamples: int 
     scores = as_scores(a)
     rng = np.random.default_rng(seed)
     boot = _bootstrap_means(scores, _unit_weights(scores.shape[1], resamples, rng), rng) - reference
+    n = {unit: int(scores.shape[1]), "seeds": int(scores.shape[0])}
+    return _bootstrap_comparison(float(scores.mean() - reference), boot, scale, (scores.shape[0],), min_seeds, n,
+                                 f"bootstrap over seeds then {unit} against a fixed reference ({resamples} replicates)")
+
+
+def _bootstrap_comparison(effect: float, boot: np.ndarray, scale: float, seeds: Sequence[int], min_seeds: int,
+                          n: Dict[str, int], method: str) -> Comparison:
+    """A Comparison from an effect and its bootstrap replicates (unscaled): percentile interval,
+    standard error, MDE and the verdict rule."""
     low, high = (scale * float(v) for v in np.quantile(boot, [(1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2]))
     se = scale * float(boot.std(ddof=1))
-    verdict, reason = verdict_rule(low, high, (scores.shape[0],), min_seeds)
-    n = {unit: int(scores.shape[1]), "seeds": int(scores.shape[0])}
-    return Comparison(scale * float(scores.mean() - reference), low, high, se, mde_factor() * se, n, verdict,
-                      reason, f"bootstrap over seeds then {unit} against a fixed reference ({resamples} replicates)")
+    if effect == 0.0 and se == 0.0:                    # identical scores: an exact tie
+        low = high = 0.0
+    verdict, reason = verdict_rule(low, high, seeds, min_seeds)
+    return Comparison(scale * effect, low, high, se, mde_factor() * se, n, verdict, reason, method)
 
 
 def rate_against_reference(hits, reference: float, scale: float = 100.0, unit: str = "queries",
@@ -217,6 +219,14 @@ def seeds_needed(sd_per_seed: float, mde: float, confidence: float = CONFIDENCE,
     if mde <= 0:
         raise ValueError("the minimum detectable effect must be positive")
     return max(MIN_SEEDS, int(np.ceil(2 * (mde_factor(confidence, power) * sd_per_seed / mde) ** 2)))
+
+
+def units_needed(units: int, mde: float, target: float) -> int:
+    """Test units (queries, crops, paintings, replicates) at which a design whose MDE is `mde`
+    with `units` reaches `target`: the MDE scales as 1/sqrt(units)."""
+    if target <= 0:
+        raise ValueError("the target minimum detectable effect must be positive")
+    return int(np.ceil(units * (mde / target) ** 2))
 
 
 def deciding(comparisons: Mapping[str, Comparison]) -> Tuple[str, Comparison]:
