@@ -8,12 +8,14 @@ tracklets) or a labelled frame is also a clip frame.
 """
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from cachetools import LRUCache
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2.functional import pil_to_tensor
@@ -30,14 +32,27 @@ __all__ = ["TrainClipDataset", "TrainBatch", "collate_train", "build_train_loade
            "extract_features", "load_part_keypoints", "read_frame"]
 
 
+#: Decoded frames by (path, size, modification time), least recently used out beyond 1 GiB:
+#: a study that trains many runs on one dataset decodes each image once per process (decoding
+#: is most of a small run's time). A rewritten file has another size or time: decoded again.
+_DECODED = LRUCache(maxsize=1024 ** 3, getsizeof=lambda t: t.numel())
+
+
 def read_frame(path: str) -> torch.Tensor:
-    """uint8 (3, h, w) RGB; a missing or corrupt file raises an error naming it."""
+    """uint8 (3, h, w) RGB; a missing or corrupt file raises an error naming it. The caller
+    gets its own copy (the decoded frame is kept for the next call)."""
     try:
-        with Image.open(path) as image:
-            return pil_to_tensor(image.convert("RGB"))
+        stat = os.stat(path)
+        key = (os.fspath(path), stat.st_size, stat.st_mtime_ns)
+        frame = _DECODED.get(key)
+        if frame is None:
+            with Image.open(path) as image:
+                frame = pil_to_tensor(image.convert("RGB"))
+            _DECODED[key] = frame
     except (OSError, ValueError) as err:
         raise OSError(f"cannot decode frame {path}: {err}. Re-extract or re-download this image "
                       f"(`ssn3d data verify` checks a whole tree)") from err
+    return frame.clone()
 
 
 def _read_unique(paths: Sequence[str]) -> Dict[str, torch.Tensor]:

@@ -142,10 +142,19 @@ def model_kwargs(config: RunConfig) -> Dict:
 def build_model(config: RunConfig) -> nn.Module:
     from ..models import build_model as build_by_name
 
+    from ..models.backbones import Backbone
+    from ..models.frozen import freeze_backbone
+
     try:
-        return build_by_name(config.model.name, **model_kwargs(config))
+        model = build_by_name(config.model.name, **model_kwargs(config))
     except ValueError as err:  # e.g. a window that does not fit the feature map
         raise ConfigError(f"model {config.model.name!r} cannot be built from this config: {err}") from err
+    if config.model.freeze_backbone:
+        if not isinstance(getattr(model, "backbone", None), Backbone):
+            raise ConfigError(f"model.freeze_backbone: model {config.model.name!r} has no `backbone` attribute "
+                              f"holding a Backbone to freeze; set model.freeze_backbone: false")
+        model.backbone = freeze_backbone(model.backbone)
+    return model
 
 
 def build_objective(config: RunConfig):

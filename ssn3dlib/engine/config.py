@@ -96,6 +96,10 @@ class ModelConfig:
     name: str = "ssn3d"
     backbone: str = "resnet50-layer3"
     backbone_weights: Optional[str] = None
+    #: Keep the backbone's weights fixed (eval mode, no gradient) and, on the CPU, compute each
+    #: distinct frame's features once per process (models/frozen.py): runs then train only
+    #: what sits on the backbone. Meant with ImageNet weights (backbone_weights).
+    freeze_backbone: bool = False
     strategy: str = "semi-supervised"
     shared_classifier: bool = True
     num_parts: int = 9
