@@ -64,7 +64,38 @@ def test_a_clear_win_and_a_clear_loss():
     assert win.low < win.effect < win.high and win.n == {"queries": 200, "seeds_a": 3, "seeds_b": 3}
     loss = compare(weak, strong)
     assert loss.verdict == CONTRADICTED and loss.high < 0
-    assert win.mde == pytest.approx(mde_factor() * win.se)
+    assert win.mde == pytest.approx(mde_factor(df=win.df) * win.se)
+    # 3 seeds: the seed-level variance has 2 degrees of freedom, so the t quantile is wide
+    assert win.df < 10 and mde_factor(df=win.df) > mde_factor()
+
+
+def test_two_way_interval_by_hand():
+    from ssn3dlib.studies.toolkit.statistics import two_way_interval
+
+    # d = [[1, 2, 3], [3, 4, 5]]: row means 2, 4; column means 2, 3, 4; grand 3; no interaction.
+    # MS_rep = 3 * (1 + 1) / 1 = 6, MS_unit = 2 * (1 + 0 + 1) / 2 = 2, MS_int = 0:
+    # Var = (6 + 2 - 0) / 6 = 4/3; df = 8^2 / (6^2 / 1 + 2^2 / 2) = 64 / 38.
+    mean, se, df = two_way_interval(np.array([[1.0, 2, 3], [3, 4, 5]]))
+    assert mean == pytest.approx(3.0) and se == pytest.approx(np.sqrt(4 / 3)) and df == pytest.approx(64 / 38)
+    # One replicate: the paired t interval over units (sd / sqrt(n), n - 1 df).
+    mean, se, df = two_way_interval(np.array([1.0, 2, 3, 6]))
+    assert mean == pytest.approx(3.0) and se == pytest.approx(np.std([1, 2, 3, 6], ddof=1) / 2) and df == 3
+    # Interaction only: MS_rep = MS_unit = 0, MS_int = 4; the unbiased estimate (0 + 0 - 4) / 4 is
+    # negative, and Var cannot be below MS_int / (R Q) = 1: se 1 with the interaction's 1 df.
+    mean, se, df = two_way_interval(np.array([[1.0, -1], [-1, 1]]))
+    assert mean == 0.0 and se == pytest.approx(1.0) and df == pytest.approx(1.0)
+
+
+def test_two_seeds_widen_the_interval_by_the_t_quantile():
+    """Two seeds that disagree by 10 points on every query: the seed term has 1 degree of
+    freedom, t_0.975(1) = 12.7, so a 20-point effect is not decided."""
+    rng = np.random.default_rng(3)
+    queries = rng.random(200)
+    a = np.stack([queries + 0.15, queries + 0.25])
+    b = np.stack([queries, queries])
+    c = compare(a, b)
+    assert c.effect == pytest.approx(20.0) and c.df == pytest.approx(1.0) and c.verdict == INCONCLUSIVE
+    assert c.high - c.low == pytest.approx(2 * 12.706 * 5.0, rel=1e-3)
 
 
 def test_one_seed_cannot_decide_even_a_large_difference():

@@ -11,14 +11,27 @@ interval, the n behind it and the smallest effect the design could detect, and c
 
 No tie-breaks by a second metric.
 
-Scores are per-unit arrays: (seeds, units) — units are test queries (a hit at rank 1 is 1/0, AP
-in 0..1), crops, paintings — one row per training seed (or split). Intervals come from a
-bootstrap that resamples seeds, then units, matching the design: the same test units for both
-settings (paired), independently trained seeds. With one seed the interval covers test sampling
-only. A rate from one seed also has its Wilson interval.
+Scores are per-unit arrays: (replicates, units). Units are test queries (a hit at rank 1 is 1/0,
+AP in 0..1), crops, paintings; replicates are training seeds or splits, one row each. Both
+settings are scored on the same units, and the rows are paired (row r of a with row r of b: the
+same seed or split; independently trained rows pair just as well, since the pairs are then
+independent draws). The effect's interval treats the differences d[r, q] = a[r, q] - b[r, q] as a
+two-way crossed random design, replicates x units, one value per cell: its variance is
+
+    Var(mean d) = (MS_replicates + MS_units - MS_interaction) / (R Q)
+
+from the ANOVA mean squares (the unbiased estimator, floored at the largest mean square, which
+it cannot be below when no variance component is negative), and the interval is mean d +- t(df) SE with Satterthwaite's
+degrees of freedom. With few replicates the replicate term has few degrees of freedom and the t
+quantile widens the interval accordingly (2 replicates: df near 1, t = 12.7), which a percentile
+bootstrap over 2-4 seeds does not do. One replicate: a paired t interval over the units. Settings
+with different numbers of replicates fall back to a bootstrap that resamples units once per
+replicate (paired) and each setting's replicates independently. A rate from one seed also has its
+Wilson interval.
 
 Minimum detectable effect (MDE): the true effect a design finds with 80% power at the 5% level
-(two-sided): (z_0.975 + z_0.8) x its standard error, i.e. 2.80 SE.
+(two-sided): (t_0.975 + t_0.8) x its standard error at the design's degrees of freedom, 2.80 SE
+when they are many.
 """
 from __future__ import annotations
 
@@ -27,6 +40,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 CONFIDENCE = 0.95
 POWER = 0.80
@@ -37,9 +51,12 @@ VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
 MIN_SEEDS = 2
 
 
-def mde_factor(confidence: float = CONFIDENCE, power: float = POWER) -> float:
-    """(z_(1 - alpha/2) + z_power): the MDE in units of the effect's standard error (2.80)."""
-    return float(norm.ppf(1 - (1 - confidence) / 2) + norm.ppf(power))
+def mde_factor(confidence: float = CONFIDENCE, power: float = POWER, df: Optional[float] = None) -> float:
+    """(q_(1 - alpha/2) + q_power): the MDE in units of the effect's standard error; normal
+    quantiles (2.80) unless `df` gives Student t's."""
+    if df is None or not np.isfinite(df):
+        return float(norm.ppf(1 - (1 - confidence) / 2) + norm.ppf(power))
+    return float(student_t.ppf(1 - (1 - confidence) / 2, df) + student_t.ppf(power, df))
 
 
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> Tuple[float, float]:
@@ -129,6 +146,8 @@ class Comparison:
     verdict: str
     reason: str = ""
     method: str = ""
+    #: Degrees of freedom of the t interval (None: a bootstrap or Wilson interval).
+    df: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -153,34 +172,82 @@ def verdict_rule(low: float, high: float, seeds: Sequence[int] = (MIN_SEEDS, MIN
     return INCONCLUSIVE, "the 95% interval includes 0"
 
 
+def two_way_interval(diff: np.ndarray, confidence: float = CONFIDENCE) -> Tuple[float, float, float]:
+    """(mean, standard error, degrees of freedom) of the mean of d (replicates, units) in a
+    crossed random design (see the module docstring)."""
+    d = as_scores(diff)
+    r, q = d.shape
+    grand = float(d.mean())
+    if r == 1 and q == 1:
+        return grand, 0.0, float("inf")
+    row, col = d.mean(axis=1), d.mean(axis=0)
+    ms_rep = q * float(((row - grand) ** 2).sum()) / (r - 1) if r > 1 else 0.0
+    ms_unit = r * float(((col - grand) ** 2).sum()) / (q - 1) if q > 1 else 0.0
+    if r == 1:
+        return grand, float(np.sqrt(ms_unit / q)), float(q - 1)
+    if q == 1:
+        return grand, float(np.sqrt(ms_rep / r)), float(r - 1)
+    ms_int = float(((d - row[:, None] - col[None, :] + grand) ** 2).sum()) / ((r - 1) * (q - 1))
+    terms = [(ms_rep, r - 1), (ms_unit, q - 1), (-ms_int, (r - 1) * (q - 1))]
+    combined = ms_rep + ms_unit - ms_int
+    # R Q Var = Q s2_rep + R s2_unit + s2_int is at least each mean square's expectation
+    # (E MS_rep = Q s2_rep + s2_int, ...): below the largest, a component estimate went negative.
+    floor_ms, floor_df = max(terms[:2] + [(ms_int, (r - 1) * (q - 1))])
+    if combined < floor_ms:
+        terms, combined = [(floor_ms, floor_df)], floor_ms
+    se = float(np.sqrt(combined / (r * q)))
+    if combined <= 0:
+        return grand, 0.0, float("inf")
+    df = combined ** 2 / sum(ms ** 2 / dof for ms, dof in terms if ms != 0.0)
+    return grand, se, float(df)
+
+
+def _t_comparison(diff: np.ndarray, scale: float, seeds: Sequence[int], min_seeds: int, n: Dict[str, int],
+                  method: str) -> Comparison:
+    """A Comparison from the paired differences (replicates, units): two-way t interval, MDE at
+    its degrees of freedom and the verdict rule."""
+    effect, se, df = two_way_interval(diff)
+    if se == 0.0:                  # every difference equal (a tie when 0): no spread to widen by
+        low = high = scale * effect
+    else:
+        half = float(student_t.ppf(1 - (1 - CONFIDENCE) / 2, df)) * se
+        low, high = scale * (effect - half), scale * (effect + half)
+    verdict, reason = verdict_rule(low, high, seeds, min_seeds)
+    return Comparison(scale * effect, low, high, scale * se, mde_factor(df=df) * scale * se, n, verdict, reason,
+                      method, df=float(df) if np.isfinite(df) else None)
+
+
 def compare(a, b, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0, unit: str = "queries",
             min_seeds: int = MIN_SEEDS) -> Comparison:
-    """Paired comparison of two settings scored on the same units: a and b are (seeds, units)
-    (or (units,) for one seed); the effect is mean(a) - mean(b), the interval a bootstrap that
-    resamples the shared units once per replicate (paired) and each setting's seeds
-    independently (separately trained). min_seeds=1 for designs whose randomness is all in the
-    units (e.g. one fixed model scored against chance)."""
+    """Paired comparison of two settings scored on the same units: a and b are (replicates,
+    units) (or (units,) for one seed); the effect is mean(a) - mean(b). With as many replicates
+    on both sides, row r of a pairs with row r of b and the interval is the two-way t interval of
+    their differences; otherwise a bootstrap that resamples the shared units once per replicate
+    (paired) and each setting's replicates independently (separately trained). min_seeds=1 for
+    designs whose randomness is all in the units (e.g. one fixed model scored against chance)."""
     a, b = as_scores(a), as_scores(b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a paired comparison needs the same units on both sides, got {a.shape[1]} and {b.shape[1]}")
+    n = {unit: int(a.shape[1]), "seeds_a": int(a.shape[0]), "seeds_b": int(b.shape[0])}
+    seeds = (a.shape[0], b.shape[0])
+    if a.shape[0] == b.shape[0]:
+        return _t_comparison(a - b, scale, seeds, min_seeds, n,
+                             f"two-way (replicates x {unit}) t interval of the paired differences")
     rng = np.random.default_rng(seed)
     weights = _unit_weights(a.shape[1], resamples, rng)
     diff = _bootstrap_means(a, weights, rng) - _bootstrap_means(b, weights, rng)
-    n = {unit: int(a.shape[1]), "seeds_a": int(a.shape[0]), "seeds_b": int(b.shape[0])}
-    return _bootstrap_comparison(float(a.mean() - b.mean()), diff, scale, (a.shape[0], b.shape[0]), min_seeds, n,
+    return _bootstrap_comparison(float(a.mean() - b.mean()), diff, scale, seeds, min_seeds, n,
                                  f"paired bootstrap over {unit}, seeds resampled per setting ({resamples} replicates)")
 
 
 def against_reference(a, reference: float, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0,
                       unit: str = "queries", min_seeds: int = MIN_SEEDS) -> Comparison:
     """mean(a) minus a known constant (a chance level computed exactly, log N), with the
-    interval of a's bootstrap over seeds then units."""
+    two-way t interval of a (replicates, units)."""
     scores = as_scores(a)
-    rng = np.random.default_rng(seed)
-    boot = _bootstrap_means(scores, _unit_weights(scores.shape[1], resamples, rng), rng) - reference
     n = {unit: int(scores.shape[1]), "seeds": int(scores.shape[0])}
-    return _bootstrap_comparison(float(scores.mean() - reference), boot, scale, (scores.shape[0],), min_seeds, n,
-                                 f"bootstrap over seeds then {unit} against a fixed reference ({resamples} replicates)")
+    return _t_comparison(scores - reference, scale, (scores.shape[0],), min_seeds, n,
+                         f"two-way (replicates x {unit}) t interval against a fixed reference")
 
 
 def _bootstrap_comparison(effect: float, boot: np.ndarray, scale: float, seeds: Sequence[int], min_seeds: int,
