@@ -141,7 +141,6 @@ def model_kwargs(config: RunConfig) -> Dict:
 
 def build_model(config: RunConfig) -> nn.Module:
     from ..models import build_model as build_by_name
-
     from ..models.backbones import Backbone
     from ..models.frozen import freeze_backbone
 
