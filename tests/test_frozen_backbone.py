@@ -193,8 +193,6 @@ def test_checkpoints_are_interchangeable_with_a_trainable_backbone():
     assert torch.equal(frozen.backbone(x), eval_features(fresh.backbone, x))
 
 
-@pytest.mark.xfail(strict=True, reason="clear_feature_memos drops the registry only: a frozen backbone "
-                                       "already used keeps (and answers from) its old memo")
 def test_clear_feature_memos_forgets_the_features_of_live_models():
     frozen = freeze_backbone(random_backbone())
     x = torch.randn(2, *FRAMES)

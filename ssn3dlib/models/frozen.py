@@ -16,7 +16,7 @@ host-device copies a memo would need: it runs under no_grad and remembers nothin
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from cachetools import LRUCache
@@ -52,8 +52,10 @@ class FeatureMemo(LRUCache):
         return value
 
 
-#: One memo per distinct set of backbone weights, for the life of the process.
-_MEMOS: Dict[str, FeatureMemo] = {}
+#: One memo per distinct set of backbone weights, for the life of the process; the memos of the
+#: MAX_MEMOS weights used last (frozen random initialisations, one per seed, would pile up).
+MAX_MEMOS = 4
+_MEMOS: "LRUCache[str, FeatureMemo]" = LRUCache(maxsize=MAX_MEMOS)
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -68,11 +70,17 @@ def weights_digest(module: torch.nn.Module) -> str:
 
 def shared_memo(digest: str) -> FeatureMemo:
     """The process-wide memo of the backbone whose weights have this digest."""
-    return _MEMOS.setdefault(digest, FeatureMemo())
+    memo = _MEMOS.get(digest)
+    if memo is None:
+        memo = _MEMOS[digest] = FeatureMemo()
+    return memo
 
 
 def clear_feature_memos() -> None:
-    """Forget every remembered feature (frees the memory; the next runs recompute)."""
+    """Forget every remembered feature, also in memos that live models still hold (frees the
+    memory; the next runs recompute)."""
+    for memo in _MEMOS.values():
+        memo.clear()
     _MEMOS.clear()
 
 
