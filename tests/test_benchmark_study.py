@@ -36,7 +36,7 @@ def _record(**overrides):
         "rank1": 40.0, "rank5": 60.0, "rank10": 70.0, "rank20": 90.0, "mAP": 45.0, "ap_definition": "standard",
         "protocol": {"aggregate": "single query/gallery set"}, "cmc": [40.0] * 4 + [60.0] * 5 + [70.0] * 10 + [90.0],
         "chance_rank1": 3.1, "num_query": 32, "num_gallery": 55, "wall_time_s": 12.0, "device": "cpu",
-        "loaded_from_checkpoint": False, "config": "bench_synthetic_cpu", "overrides": [],
+        "loaded_from_checkpoint": False, "config": "bench_synthetic_frozen_cpu", "overrides": [],
         "backbone": "resnet18-layer2", "input_size": [64, 32], "clip_len": 4, "config_lambda_ssn": 0.1,
         "first_triplet_loss": 0.8, "final_triplet_loss": 0.3, "first_ssn_loss": 2.2, "final_ssn_loss": 1.7,
         "ssn_num_parts": 9,
@@ -105,11 +105,48 @@ def test_base_config_of_another_dataset_is_refused():
 def test_runs_parameter_takes_missing_keys_from_the_single_run():
     single = {"dataset": "synthetic_world", "model": "ssn3d", "strategy": "semi-supervised",
               "shared_classifier": True, "lambda_ssn": None, "seed": 7}
-    assert bm.specs_from_parameters({**single, "runs": None}) == [single]
+    assert bm.specs_from_parameters({**single, "runs": None}) == [RunSpec.from_dict(single)]
     specs = bm.specs_from_parameters({**single, "runs": [{"model": "tp"}, {"strategy": "unsupervised", "seed": 1}]})
     assert [(s.model, s.strategy, s.seed) for s in specs] == [("tp", None, 7), ("ssn3d", "unsupervised", 1)]
     with pytest.raises(BenchmarkError, match="runs must be a list"):
         bm.specs_from_parameters({**single, "runs": {"model": "tp"}})
+
+
+def test_seeds_repeat_every_spec_per_dataset():
+    runs = [{"dataset": "synthetic_world"}, {"dataset": "pku_reid_subset", "model": "tp", "seed": 5}]
+    specs = bm.specs_from_parameters({"runs": runs, "seeds": [0, 1]})
+    assert [(s.dataset, s.seed) for s in specs] == [("synthetic_world", 0), ("synthetic_world", 1),
+                                                  ("pku_reid_subset", 0), ("pku_reid_subset", 1)]
+    # a mapping gives each dataset its own seeds; a dataset it leaves out keeps the spec's seed
+    specs = bm.specs_from_parameters({"runs": runs, "seeds": {"synthetic_world": [3, 4, 5]}})
+    assert [(s.dataset, s.seed) for s in specs] == [("synthetic_world", 3), ("synthetic_world", 4),
+                                                  ("synthetic_world", 5), ("pku_reid_subset", 5)]
+    for bad in ([], [1, 1], "0,1", {"synthetic_world": []}):
+        with pytest.raises(BenchmarkError, match="seeds"):
+            bm.specs_from_parameters({"runs": runs, "seeds": bad})
+
+
+def test_run_all_refuses_a_bad_worker_count():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(BenchmarkError, match="workers"):
+            bm.run_all([], "cpu", workers=bad)
+
+
+def test_splits_are_blocks_each_with_its_own_queries():
+    """Two splits with their own query names: each split's difference is one replicate. Split 0:
+    a 60 vs b 40; split 1: a 70 vs b 40 -> effect 25, and the t interval over the two split
+    differences (20, 30): mean 25, se 5, 1 df -> 25 +- 12.706 * 5."""
+    def runs(model, ranks):
+        return [_record(run=f"{model}_split", model=model, strategy=None, shared_classifier=None, lambda_ssn=None,
+                        dataset="pku_reid_subset", rank1=sum(ranks) / 2, mAP=50.0,
+                        per_query=[_per_query(_hits(r1), [0.5] * 20, split=k, queries=[f"s{k}q{i}" for i in range(20)])
+                                   for k, r1 in enumerate(ranks)])
+                for _ in (0,)]
+    cmp = bm.compare_settings(runs("tp", (60.0, 70.0)), runs("c3d", (40.0, 40.0)))["rank1"]
+    assert cmp.effect == pytest.approx(25.0) and cmp.n["splits"] == 2 and cmp.n["queries"] == 40
+    assert cmp.low == pytest.approx(25.0 - 12.706 * 5.0, abs=0.01)
+    assert cmp.high == pytest.approx(25.0 + 12.706 * 5.0, abs=0.01)
+    assert cmp.verdict == "inconclusive" and "What would decide it" in cmp.reason
 
 
 # ---------------------------------------------------------------- run names
@@ -307,8 +344,9 @@ def test_paired_scores_align_queries_by_name_and_drop_queries_without_a_match():
     b = _record(per_query=[{"split": None, "query": ["q2", "q0", "q1"], "first_match_rank": [1, 2, 0],
                             "ap": [1.0, 0.5, None]}])
     scores = bm.paired_scores([a], [b])
-    assert scores["hits_a"].tolist() == [[1.0, 0.0]] and scores["hits_b"].tolist() == [[0.0, 1.0]]
-    assert scores["ap_a"].tolist() == [[1.0, 0.5]] and scores["ap_b"].tolist() == [[0.5, 1.0]]
+    block = scores["blocks"][None]
+    assert block["hits_a"].tolist() == [[1.0, 0.0]] and block["hits_b"].tolist() == [[0.0, 1.0]]
+    assert block["ap_a"].tolist() == [[1.0, 0.5]] and block["ap_b"].tolist() == [[0.5, 1.0]]
     assert (scores["queries"], scores["splits"], scores["seeds_a"], scores["seeds_b"]) == (2, 1, 1, 1)
     other = _record(per_query=[{"split": None, "query": ["q0", "q1", "q9"], "first_match_rank": [1, 0, 3],
                                 "ap": [1.0, None, 0.5]}])
@@ -348,8 +386,8 @@ def test_what_would_decide_scales_the_mde_to_ten_points():
     assert "about 12 seeds per setting" in one and "about 142 queries" in one and "MDE of 21.0 points" in one
     three = bm.what_would_decide(Comparison(0.0, -15.0, 15.0, 7.1, 20.0, {}, "inconclusive"), 32, 3)
     assert "with 3 replicates per setting; 10 needs about 12" in three
-    assert "smaller than that" in bm.what_would_decide(Comparison(1.0, -2.0, 4.0, 3.0, 8.4, {}, "inconclusive"),
-                                                      32, 4)
+    powered = Comparison(1.0, -2.0, 4.0, 3.0, 8.4, {}, "inconclusive")
+    assert "the interval bounds what remains" in bm.what_would_decide(powered, 32, 4)
 
 
 def test_two_seeds_decide_a_clear_win_and_a_clear_loss():
@@ -379,7 +417,8 @@ def test_a_rank1_tie_stays_inconclusive_whatever_mAP_says():
 
 
 def test_splits_are_replicates_like_seeds():
-    """PKU on two splits, one seed: two replicates per setting, so the rule can decide; n names the splits."""
+    """PKU on two splits, one seed: two replicates per setting, so the rule can decide; n names the
+    splits. Both splits differ by +80 points: no spread between the split differences."""
     win, lose = [1] * 18 + [0] * 2, [0] * 18 + [1] * 2
 
     def on_splits(hits, **kw):
@@ -391,8 +430,9 @@ def test_splits_are_replicates_like_seeds():
         "dataset": "pku_reid_subset", "rank1": 10.0, "mAP": 100 * (0.9 * 2 + 0.3 * 18) / 20,
         "per_query": [_per_query(lose, split=k) for k in (0, 1)]})], "cpu"))
     tp = claims["tables3-5_ssn3d_vs_tp_pku_reid_subset"]
-    assert tp.comparison["n"] == {"queries_per_split": 20, "splits": 2, "seeds_a": 1, "seeds_b": 1}
-    assert tp.verdict == "reproduced" and "seed-like replicate" in tp.comparison["method"]
+    assert tp.comparison["n"] == {"queries": 40, "splits": 2, "seeds_a": 1, "seeds_b": 1}
+    assert tp.comparison["effect"] == pytest.approx(80.0) and tp.comparison["low"] == pytest.approx(80.0)
+    assert tp.verdict == "reproduced" and "splits' paired differences" in tp.comparison["method"]
     assert tp.data == "PKU-Reid subset; profile cpu"
 
 

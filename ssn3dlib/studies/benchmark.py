@@ -33,8 +33,9 @@ from ..reporting import paper
 from ..reporting.tables import BASELINE_NAMES, RUN_KEYS, at_main_lambda, load_runs, render_markdown
 from .toolkit import WALL_TIME_KEY, Claim, claims_to_records, to_jsonable, write_json, write_metrics
 from .toolkit.engine_runs import chance_rank1, epoch_losses, train_or_reuse, was_loaded
+from .toolkit.parallel import check_workers, map_in_processes
 from .toolkit.records import RUNS_WALL_TIME_KEY
-from .toolkit.statistics import INCONCLUSIVE, MIN_SEEDS, Comparison, compare, seeds_needed, units_needed
+from .toolkit.statistics import INCONCLUSIVE, MIN_SEEDS, Comparison, compare, compare_blocks, seeds_needed, units_needed
 
 STUDY = "benchmark"
 RANKS = (1, 5, 10, 20)
@@ -44,7 +45,7 @@ TABLES = ("table1", "table2", "table3-5", "fig3")
 #: Base config per profile and dataset (names in configs/); a notebook may add or replace entries.
 BASE_CONFIGS: Dict[str, Dict[str, str]] = {
     "smoke": {"synthetic_world": "bench_smoke"},
-    "cpu": {"synthetic_world": "bench_synthetic_cpu", "pku_reid_subset": "bench_pku_cpu"},
+    "cpu": {"synthetic_world": "bench_synthetic_frozen_cpu", "pku_reid_subset": "bench_pku_frozen_cpu"},
     "full": {"ilidsvid": "ilidsvid", "mars": "mars", "dukemtmc-videoreid": "dukemtmc", "prid2011": "prid2011"},
 }
 
@@ -209,15 +210,42 @@ def plan_runs(specs: Sequence[Mapping[str, Any]], profile: str, configs: Optiona
 
 def specs_from_parameters(params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """The notebook's parameters as run specs: `runs` when given (each spec's missing keys
-    from the single-run parameters), else the single run."""
+    from the single-run parameters), else the single run; then each spec once per seed of
+    `seeds` (see `expand_seeds`)."""
     single = {k: params[k] for k in ("dataset", "model", "strategy", "shared_classifier", "lambda_ssn", "seed")
               if k in params}
     runs = params.get("runs")
     if runs is None:
-        return [single]
-    if not isinstance(runs, (list, tuple)):
+        specs = [RunSpec.from_dict(single)]
+    elif not isinstance(runs, (list, tuple)):
         raise BenchmarkError(f"runs must be a list of run specs (mappings), got {type(runs).__name__}")
-    return [RunSpec.from_dict(r, defaults=single) for r in runs]
+    else:
+        specs = [RunSpec.from_dict(r, defaults=single) for r in runs]
+    return expand_seeds(specs, params.get("seeds"))
+
+
+def expand_seeds(specs: Sequence[RunSpec], seeds: Union[None, Sequence[int], Mapping[str, Sequence[int]]]
+                 ) -> List[RunSpec]:
+    """Each spec once per training seed: `seeds` None keeps every spec's own seed; a list applies
+    to every dataset; a mapping gives each dataset its seeds (a dataset it does not name keeps
+    its specs' own seed). Seeds are the replicates a comparison averages over; the paired
+    comparison pairs the two settings' runs of the same seed."""
+    if seeds is None:
+        return list(specs)
+    if isinstance(seeds, Mapping):
+        table = dict(seeds)
+    elif isinstance(seeds, (list, tuple)):
+        table = None
+    else:
+        raise BenchmarkError(f"seeds must be a list of integers or a mapping dataset -> list, got {seeds!r}")
+    out = []
+    for spec in specs:
+        chosen = seeds if table is None else table.get(spec.dataset, [spec.seed])
+        if not isinstance(chosen, (list, tuple)) or not chosen or len(set(chosen)) != len(chosen):
+            raise BenchmarkError(f"seeds for {spec.dataset} must be a non-empty list of distinct integers, "
+                                 f"got {chosen!r}")
+        out += [replace(spec, seed=seed).normalised() for seed in chosen]
+    return out
 
 
 def scale_table(plans: Sequence[PlannedRun]) -> pd.DataFrame:
@@ -233,6 +261,8 @@ def scale_table(plans: Sequence[PlannedRun]) -> pd.DataFrame:
             "base config": p.base, "dataset": c.data.name,
             "identities": world.get("num_identities", "all"),
             "input": f"{c.data.size[0]}x{c.data.size[1]}", "backbone": c.model.backbone,
+            "weights": (c.model.backbone_weights or "random initialisation")
+                       + (", frozen" if c.model.freeze_backbone else ", trained"),
             "T (train / test clip)": f"{c.data.clip_len} / {c.eval.clip_len}",
             "batch": f"{c.data.identities_per_batch} ids x {c.data.instances_per_identity}",
             "epochs": c.train.epochs, "max steps/epoch": c.train.max_steps_per_epoch or "all",
@@ -399,13 +429,23 @@ def run_one(plan: PlannedRun, profile: str, all_splits: bool = False, progress: 
 
 
 def run_all(plans: Sequence[PlannedRun], profile: str, all_splits: bool = False,
-            progress: bool = True, out_dir: Optional[Path] = None) -> List[Dict[str, Any]]:
-    """Every plan in order, one progress step per run; returns their records."""
-    records = []
-    bar = tqdm(plans, desc=f"benchmark [{profile}]", unit="run", disable=not progress)
-    for plan in bar:
-        bar.set_postfix_str(plan.name)
-        records.append(run_one(plan, profile, all_splits, progress=False, out_dir=out_dir))
+            progress: bool = True, out_dir: Optional[Path] = None, workers: int = 1) -> List[Dict[str, Any]]:
+    """Every plan, one progress step per run; returns their records in the plans' order.
+    workers > 1 trains that many runs at once in separate processes (``toolkit.parallel``); the
+    records do not depend on it."""
+    try:
+        check_workers(workers)
+    except ValueError as err:
+        raise BenchmarkError(str(err)) from None
+    records: List[Optional[Dict[str, Any]]] = [None] * len(plans)
+    bar = tqdm(total=len(plans), desc=f"benchmark [{profile}]", unit="run", disable=not progress)
+    # longest first (a split protocol trains every split in one call), so no worker idles at the end
+    order = sorted(range(len(plans)), key=lambda i: -len(splits_for(plans[i].config, all_splits) or [None]))
+    calls = [(plans[i], profile, all_splits, False, out_dir) for i in order]
+    for k, record in map_in_processes(run_one, calls, workers):
+        records[order[k]] = record
+        bar.set_postfix_str(plans[order[k]].name)
+        bar.update()
     bar.close()
     return records
 
@@ -698,21 +738,20 @@ def _per_query_entries(records: Sequence[Mapping[str, Any]], where: str) -> Dict
 
 def paired_scores(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], where: str = "comparison"
                   ) -> Dict[str, Any]:
-    """Two settings' per-query scores on their shared test queries, ready for ``compare``:
-    hits_a/hits_b (rank-1 hit 1/0) and ap_a/ap_b, each (replicates, queries) with one row per
-    seed and split (a split is a seed-like replicate: another test set and another training),
-    the queries of a split in one order on both sides, queries without a true match left out;
-    plus the design: queries (per split), splits, seeds_a, seeds_b."""
+    """Two settings' per-query scores on their shared test queries, ready for ``compare``, one
+    block per split: ``blocks[split]`` holds hits_a/hits_b (rank-1 hit 1/0) and ap_a/ap_b, each
+    (seeds, queries), rows in seed order, the split's queries in one order on both sides, queries
+    without a true match left out; plus the design: queries (matched, all splits), splits,
+    seeds_a, seeds_b (per split)."""
     ea, eb = _per_query_entries(a, where), _per_query_entries(b, where)
     if set(ea) != set(eb):
         raise BenchmarkError(f"{where}: the settings were evaluated on different splits "
                              f"({sorted(ea, key=str)} and {sorted(eb, key=str)}); pair runs on the same test sets")
-    rows: Dict[str, List[np.ndarray]] = {k: [] for k in ("hits_a", "hits_b", "ap_a", "ap_b")}
-    queries = None
+    blocks: Dict[Any, Dict[str, np.ndarray]] = {}
     for split in sorted(ea, key=str):
         order = ea[split][0][1]["query"]
-        reference = np.asarray(ea[split][0][1]["first_match_rank"])
-        matched = reference > 0
+        matched = np.asarray(ea[split][0][1]["first_match_rank"]) > 0
+        rows: Dict[str, List[np.ndarray]] = {k: [] for k in ("hits_a", "hits_b", "ap_a", "ap_b")}
         for side, entries in (("a", ea[split]), ("b", eb[split])):
             for seed, entry in entries:
                 index = {q: i for i, q in enumerate(entry["query"])}
@@ -726,19 +765,20 @@ def paired_scores(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]
                 ap = [entry["ap"][index[q]] for q, m in zip(order, matched) if m]
                 rows[f"hits_{side}"].append((ranks[matched] == 1).astype(float))
                 rows[f"ap_{side}"].append(np.array(ap, dtype=float))
-        if queries is not None and int(matched.sum()) != queries:
-            raise BenchmarkError(f"{where}: splits with different numbers of matched queries cannot be stacked "
-                                 f"as replicates")
-        queries = int(matched.sum())
-    out: Dict[str, Any] = {k: np.vstack(v) for k, v in rows.items()}
-    out.update(queries=queries, splits=len(ea), seeds_a=len({s for v in ea.values() for s, _ in v}),
-               seeds_b=len({s for v in eb.values() for s, _ in v}))
-    return out
+        blocks[split] = {k: np.vstack(v) for k, v in rows.items()}
+    seeds_a = {len(v) for v in ea.values()}
+    seeds_b = {len(v) for v in eb.values()}
+    if len(seeds_a) != 1 or len(seeds_b) != 1:
+        raise BenchmarkError(f"{where}: the splits have different numbers of seeds ({sorted(seeds_a)} and "
+                             f"{sorted(seeds_b)}); train every split with the same seeds")
+    return {"blocks": blocks, "queries": int(sum(len(v["hits_a"][0]) for v in blocks.values())),
+            "splits": len(blocks), "seeds_a": seeds_a.pop(), "seeds_b": seeds_b.pop()}
 
 
 def what_would_decide(cmp: Comparison, queries: int, replicates: int) -> str:
-    """What an inconclusive comparison of rank-1 would need: seeds (seeds_needed at the measured
-    seed-to-seed SD) and test queries (the MDE scales as 1/sqrt(n)) for an MDE of TARGET_MDE."""
+    """What an inconclusive comparison of rank-1 would need for an MDE of TARGET_MDE: seeds
+    (seeds_needed at the measured seed-to-seed SD) with one seed, else more replicates (the MDE
+    ~ 1/sqrt(replicates) while their noise dominates) or test queries (~ 1/sqrt(queries))."""
     if replicates < MIN_SEEDS:
         text = (f"What would decide it: for a minimum detectable effect of {TARGET_MDE:g} rank-1 points, about "
                 f"{seeds_needed(SEED_SD_RANK1, TARGET_MDE)} seeds per setting (seeds_needed at the seed-to-seed SD of "
@@ -749,19 +789,19 @@ def what_would_decide(cmp: Comparison, queries: int, replicates: int) -> str:
     if cmp.mde > TARGET_MDE:
         more = units_needed(replicates, cmp.mde, TARGET_MDE)
         return (f"What would decide it: the design's MDE is {cmp.mde:.1f} points with {replicates} replicates per "
-                f"setting; {TARGET_MDE:g} needs about {more} (MDE ~ 1/sqrt(replicates) while seed noise dominates), "
+                f"setting; {TARGET_MDE:g} needs about {more} (MDE ~ 1/sqrt(replicates) while their noise dominates), "
                 f"or more test queries (about {units_needed(queries, cmp.mde, TARGET_MDE)} at this noise)")
-    return (f"The design detects {TARGET_MDE:g} points (MDE {cmp.mde:.1f}): a true difference, if any, is smaller "
-            f"than that")
+    return (f"The design had 80% power for {TARGET_MDE:g} points (MDE {cmp.mde:.1f}) and found no difference: one as "
+            f"large as the paper's gaps would probably have shown; the interval bounds what remains")
 
 
-def _with_design(cmp: Comparison, scores: Mapping[str, Any]) -> Comparison:
-    """n with the splits named when there are several (they are replicates, like seeds)."""
-    if scores["splits"] < 2:
-        return cmp
-    n = {"queries_per_split": scores["queries"], "splits": scores["splits"],
-         "seeds_a": scores["seeds_a"], "seeds_b": scores["seeds_b"]}
-    return replace(cmp, n=n, method=cmp.method + "; rows are seeds x splits (a split is a seed-like replicate)")
+def _compare_scores(scores: Mapping[str, Any], metric: str) -> Comparison:
+    """One split: seeds are the replicates, crossed with the shared queries (``compare``);
+    several splits: each split's difference is one replicate (``compare_blocks``)."""
+    blocks = list(scores["blocks"].values())
+    if len(blocks) == 1:
+        return compare(blocks[0][f"{metric}_a"], blocks[0][f"{metric}_b"])
+    return compare_blocks([blk[f"{metric}_a"] for blk in blocks], [blk[f"{metric}_b"] for blk in blocks])
 
 
 def compare_settings(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], where: str = "comparison"
@@ -770,11 +810,11 @@ def compare_settings(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, An
     decides; an inconclusive one says what would decide it) and mAP (reported beside it,
     never breaking a rank-1 tie)."""
     scores = paired_scores(a, b, where)
-    replicates = min(len(scores["hits_a"]), len(scores["hits_b"]))
-    rank1 = _with_design(compare(scores["hits_a"], scores["hits_b"]), scores)
+    replicates = scores["splits"] * min(scores["seeds_a"], scores["seeds_b"])
+    rank1 = _compare_scores(scores, "hits")
     if rank1.verdict == INCONCLUSIVE:
         rank1 = replace(rank1, reason=f"{rank1.reason}. {what_would_decide(rank1, scores['queries'], replicates)}")
-    return {"rank1": rank1, "mAP": _with_design(compare(scores["ap_a"], scores["ap_b"]), scores)}
+    return {"rank1": rank1, "mAP": _compare_scores(scores, "ap")}
 
 
 def ssn_state(label: str, records: Sequence[Mapping[str, Any]]) -> str:
@@ -866,4 +906,4 @@ __all__ = ["BASE_CONFIGS", "BenchmarkError", "PlannedRun", "RECORD_KEYS", "RunSp
            "paired_scores", "per_query_from_checkpoint", "plan_runs", "plan_table", "plot_cmc",
            "plot_lambda", "records_frame", "render_tables", "run_all", "run_config", "run_curves",
            "run_name", "run_one", "run_picker", "runs_root", "scale_table", "specs_from_parameters",
-           "splits_for", "write_record", "write_summary"]
+           "splits_for", "write_record", "write_summary", "expand_seeds"]

@@ -61,6 +61,7 @@ from .toolkit import (
     write_json,
 )
 from .toolkit.engine_runs import chance_rank1, config_differences, epoch_losses, train_or_reuse  # chance_rank1: API
+from .toolkit.parallel import map_in_processes
 from .toolkit.records import RUNS_WALL_TIME_KEY
 from .toolkit.statistics import seeds_needed, units_needed
 
@@ -263,27 +264,36 @@ def prepare_worlds(base, levels: Iterable[float], overrides: Sequence[str] = (),
 def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], overrides: Sequence[str] = (),
               progress: bool = True,
               trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point,
-              evaluator: Callable[[Path, Dict[str, Any]], Dict[str, List]] = point_per_query) -> pd.DataFrame:
-    """Every point's result (one row each, `resumed` True for those found done), each with its
-    per-query record (`evaluator` re-evaluates a stored point that lacks one: ``with_per_query``).
+              evaluator: Callable[[Path, Dict[str, Any]], Dict[str, List]] = point_per_query,
+              workers: int = 1) -> pd.DataFrame:
+    """Every point's result (one row each, in the points' order, `resumed` True for those found
+    done), each with its per-query record (`evaluator` re-evaluates a stored point that lacks
+    one: ``with_per_query``). workers > 1 trains that many points at once in separate processes
+    (``toolkit.parallel``; `trainer` must then be a module-level function).
 
     base: a config name in configs/, a file or a dict; overrides apply to every point.
     """
     work_dir = Path(work_dir)
     configs = [point_config(base, p, overrides) for p in points]  # all checked before any training
-    rows = []
-    bar = tqdm(list(zip(points, configs)), desc="misalignment sweep", unit="point", disable=not progress)
-    for point, config in bar:
-        bar.set_postfix_str(point.key)
+    rows: List[Optional[Dict[str, Any]]] = [None] * len(points)
+    todo = []
+    for i, (point, config) in enumerate(zip(points, configs)):
         status, result = point_status(point, config, work_dir)
         if status == "done":
-            rows.append({**with_per_query(result, point, work_dir, evaluator), "resumed": True})
+            rows[i] = {**with_per_query(result, point, work_dir, evaluator), "resumed": True}
             continue
         if status != "todo" and progress:
             tqdm.write(f"{point.key}: {status}; retraining")
         if status != "todo":
             (work_dir / point.key / RESULT_FILE).unlink(missing_ok=True)
-        rows.append({**run_point(point, config, work_dir, trainer), "resumed": False})
+        todo.append(i)
+    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="misalignment sweep", unit="point",
+               disable=not progress)
+    calls = [(points[i], configs[i], work_dir, trainer) for i in todo]
+    for k, row in map_in_processes(run_point, calls, workers):
+        rows[todo[k]] = {**row, "resumed": False}
+        bar.set_postfix_str(points[todo[k]].key)
+        bar.update()
     bar.close()
     return pd.DataFrame(rows)
 

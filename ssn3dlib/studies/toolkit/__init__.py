@@ -10,8 +10,9 @@
 - ``records``: the one JSON sanitiser, atomic writes, ``write_metrics``, ``WALL_TIME_KEY``;
 - ``engine_runs``: ``train_or_reuse`` (one list of result-neutral config keys, the engine's),
   epoch losses and chance rank-1 for the studies that train through the engine;
-- ``statistics``: intervals (Wilson, bootstrap over seeds then units), paired comparisons
-  (``compare``, ``against_reference``) with their minimum detectable effect, and the one
+- ``statistics``: intervals (Wilson; a two-way replicates x units t interval), paired comparisons
+  (``compare``, ``compare_blocks`` over splits, ``against_reference``) with their minimum
+  detectable effect, and the one
   verdict rule (reproduced / contradicted / inconclusive) every claim uses.
 """
 from .claims import NOT_IN_PAPER, Claim, by_name, claims_from_records, claims_to_records
@@ -36,6 +37,7 @@ from .statistics import (
     Estimate,
     against_reference,
     compare,
+    compare_blocks,
     estimate,
     verdict_rule,
     wilson_interval,
@@ -48,5 +50,6 @@ __all__ = [
     "visible_keypoints", "METRICS_FILE", "WALL_TIME_KEY", "read_json", "to_jsonable", "write_json",
     "write_metrics", "SSNRun", "attention_maps", "train_ssn", "WindowGrid", "flat_peaks", "peak_windows",
     "CONTRADICTED", "INCONCLUSIVE", "REPRODUCED", "Comparison", "Estimate", "against_reference", "compare",
+    "compare_blocks",
     "estimate", "verdict_rule", "wilson_interval",
 ]

@@ -239,6 +239,31 @@ def compare(a, b, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 
                                  f"paired bootstrap over {unit}, seeds resampled per setting ({resamples} replicates)")
 
 
+def compare_blocks(a_blocks: Sequence, b_blocks: Sequence, scale: float = 100.0, unit: str = "queries",
+                   block: str = "splits", min_seeds: int = MIN_SEEDS) -> Comparison:
+    """Paired comparison over blocks that each have their own units and their own trainings
+    (the splits of a split protocol: another test set and another training set each): block k's
+    a and b are (seeds, units_k) on the same units. The effect is the mean over blocks of
+    mean(a_k) - mean(b_k); its t interval comes from the spread of those block differences
+    (blocks - 1 df), which holds both the training noise and the test sampling of a block."""
+    if len(a_blocks) != len(b_blocks) or not a_blocks:
+        raise ValueError(f"need the same non-empty list of {block} on both sides, got {len(a_blocks)} and "
+                         f"{len(b_blocks)}")
+    diffs, units, seeds_a, seeds_b = [], 0, 0, 0
+    for a, b in zip(a_blocks, b_blocks):
+        a, b = as_scores(a), as_scores(b)
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"a paired comparison needs the same units on both sides within each of the {block}, "
+                             f"got {a.shape[1]} and {b.shape[1]}")
+        diffs.append(float(a.mean() - b.mean()))
+        units += a.shape[1]
+        seeds_a, seeds_b = seeds_a + a.shape[0], seeds_b + b.shape[0]
+    n = {unit: units, block: len(diffs), "seeds_a": seeds_a // len(diffs), "seeds_b": seeds_b // len(diffs)}
+    return _t_comparison(np.asarray(diffs)[:, None], scale, (seeds_a, seeds_b), min_seeds, n,
+                         f"t interval over the {block}' paired differences (each {block[:-1]}: its own "
+                         f"{unit} and training)")
+
+
 def against_reference(a, reference: float, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0,
                       unit: str = "queries", min_seeds: int = MIN_SEEDS) -> Comparison:
     """mean(a) minus a known constant (a chance level computed exactly, log N), with the
