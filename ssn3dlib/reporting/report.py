@@ -165,8 +165,12 @@ def how_to_read() -> List[str]:
         "## How to read a verdict", "",
         "Each claim compares two settings (or one setting against a fixed reference such as chance) in the "
         "paper's direction: the effect is setting a minus setting b (percentage points for rates such as "
-        f"rank-1, mAP or PCK), with its {conf}% interval from a bootstrap over the test units (queries, crops, "
-        "paintings), paired between the settings, and over the training seeds, resampled per setting.", "",
+        f"rank-1, mAP or PCK), with its {conf}% interval. Both settings are scored on the same test units "
+        "(queries, crops, paintings) and their training seeds (or splits) pair up; the interval is Student's "
+        "t for the paired differences in a seeds x units design (variance from the two-way ANOVA mean "
+        "squares, Satterthwaite degrees of freedom: few seeds give few degrees of freedom and a wide "
+        "interval), or over the splits of a split protocol, each split one replicate "
+        "(`ssn3dlib/studies/toolkit/statistics.py`).", "",
         f"- **{REPRODUCED}**: the {conf}% interval excludes 0 on the paper's side;",
         f"- **{CONTRADICTED}**: it excludes 0 on the other side;",
         f"- **{INCONCLUSIVE}**: it includes 0 (a tie always does), or a setting has fewer than {MIN_SEEDS} "
@@ -175,8 +179,8 @@ def how_to_read() -> List[str]:
         "decide it. No tie-breaks by a second metric.",
         "- **n**: the test units and the training seeds (or splits) behind the effect.",
         f"- **MDE**, minimum detectable effect: the true effect the design finds with {power}% power at the "
-        f"{100 - conf}% level, {mde_factor():.2f} standard errors of the effect. A difference smaller than the "
-        "MDE is within this design's noise.",
+        f"{100 - conf}% level: (t_0.975 + t_0.8) standard errors of the effect at its degrees of freedom "
+        f"({mde_factor():.2f} when they are many). A difference smaller than the MDE is within this design's noise.",
         f"- **{NO_INTERVAL}**: the study records no effect with its interval for this claim, so it has no "
         "verdict; its numbers are in \"we find\". **" + NOT_TESTABLE + "**: the data or hardware is not here "
         "(the cell says which profile has it). **" + NOT_RUN + "**: the study's notebook has not run.",

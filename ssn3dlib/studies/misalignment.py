@@ -27,7 +27,7 @@ query's first-true-match rank and AP, from the engine's evaluation; a point stor
 engine kept it is re-evaluated from its checkpoint, which must reproduce its recorded rank-1 and
 mAP exactly). The levels' worlds hold the same query tracklets (same names, persons and
 lengths; only the boxes differ), so settings are compared query by query (paired) with the
-toolkit's ``compare``: a bootstrap over the shared queries and, per setting, its training seeds.
+toolkit's ``compare``: a t interval over the shared queries and the seed-paired runs.
 A drop (level low minus level high) pairs each seed with itself: the same initialisation and
 batch order at both levels, the study's design. Each claim is reproduced / contradicted /
 inconclusive by the toolkit's one rule; an inconclusive one says what n would decide it.

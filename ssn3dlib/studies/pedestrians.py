@@ -653,7 +653,7 @@ def _mean(m: Dict, key: str, name: str) -> float:
 
 def _minus_reference(m: Dict, reference: str) -> Comparison:
     """Semi-supervised per-crop PCK minus a fixed per-crop reference (chance or prior: no training
-    seed of their own), bootstrapped over the semi-supervised seeds, then crops."""
+    seed of their own), with the two-way t interval over the semi-supervised seeds and crops."""
     semi = _crop_scores(m, "pck", "semi-supervised")
     return against_reference(semi - _crop_scores(m, "pck", reference), 0.0, unit="crops")
 
@@ -668,7 +668,7 @@ def _stability(m: Dict) -> Optional[Comparison]:
 
 def _distinct(m: Dict) -> Comparison:
     """The weaker of: the unsupervised final loss under 0.1 log N (in points of log N, a
-    bootstrap over the seeds' runs) and per-crop distinctness above DISTINCT_FLOOR (seeds, then crops)."""
+    t interval over the seeds' runs) and per-crop distinctness above DISTINCT_FLOOR (seeds x crops)."""
     margin = [[0.1 - loss / m["log_n"]] for loss in m["final_loss"]["unsupervised"]]   # (seeds, 1)
     loss = against_reference(margin, 0.0, unit="run per seed")
     distinct = against_reference(_crop_scores(m, "distinctness", "unsupervised"), DISTINCT_FLOOR, unit="crops")
@@ -714,7 +714,7 @@ CLAIM_TESTS: Tuple[ClaimTest, ...] = (
               "trained semi-supervised (16 of 128 crops labelled), each attention map finds its part "
               "(head, hand, knees, feet) on unlabelled people",
               "per-crop PCK of the semi-supervised maps minus the crop's exact chance PCK (a uniformly random "
-              "window), bootstrap over seeds then unlabelled crops",
+              "window), two-way t interval over seeds x unlabelled crops",
               lambda m: _minus_reference(m, "chance"),
               lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
                         f"semi-supervised against {_mean(m, 'pck', 'chance'):.2f} for a uniformly random window",
@@ -744,8 +744,8 @@ CLAIM_TESTS: Tuple[ClaimTest, ...] = (
     ClaimTest("unsup_parts_distinct",
               "unsupervised training finds distinct parts",
               f"both reproduced, the weaker decides: 0.1 log N minus the unsupervised final loss (the classifier "
-              f"tells its parts apart; bootstrap over the seeds' runs) and per-crop distinctness of the peaks minus "
-              f"{DISTINCT_FLOOR} (bootstrap over seeds then crops)",
+              f"tells its parts apart; t interval over the seeds' runs) and per-crop distinctness of the peaks minus "
+              f"{DISTINCT_FLOOR} (two-way t interval over seeds x crops)",
               _distinct,
               lambda m: f"The unsupervised SSN's final loss is at most {max(m['final_loss']['unsupervised']):.3f} "
                         f"(0.1 log N = {0.1 * m['log_n']:.3f}) and its peaks are distinct in "

@@ -259,29 +259,29 @@ def _what_decides(comparison: Comparison, records: Sequence[Sequence[Dict]], val
             f"needs about {seeds} seeds per setting")
 
 
-#: Below this many seeds per setting the details warn that the bootstrap interval is too narrow.
+#: Below this many seeds per setting the details say how few degrees of freedom the interval has.
 FEW_SEEDS = 10
-#: The unit of every comparison: each seed's run is one unit, a row of the bootstrap over seeds.
+#: The unit of every comparison: each seed's run is one replicate (a row of the scores).
 UNIT = "run per seed"
 
 
 def _few_seeds(records: Sequence[Dict]) -> str:
-    """A warning when the settings have few seeds: a bootstrap mean never leaves the seeds' range."""
+    """A note when the settings have few seeds: the seed-paired t interval has seeds - 1 degrees of freedom."""
     counts: Dict[tuple, int] = {}
     for r in records:
         key = (r["distribution"], r["num_parts"])
         counts[key] = counts.get(key, 0) + 1
     fewest = min(counts.values())
-    return (f" With {fewest} seed(s) per setting a bootstrap interval cannot reach beyond the seeds' own range, "
-            f"so it is likely narrower than a true 95% interval." if fewest < FEW_SEEDS else "")
+    return (f" With {fewest} seed(s) per setting the interval is Student's t over the seed-paired differences with "
+            f"{fewest - 1} degree(s) of freedom: wide by design." if fewest < FEW_SEEDS else "")
 
 
 def check_claims(runs: Sequence, data: str = "random maps", ones_tolerance: float = 0.01) -> List[Claim]:
     """The paper's Fig. 5 claims, each a comparison over training seeds (the randomness of this
     study is the SSN's initialisation and the drawn maps; a seed's run is one unit). Runs are
     ``SSNRun``s or their stored records (metrics.json ``runs``): the claims read only the
-    records, so they can be recomputed from metrics.json. Each setting's seeds are rows of a
-    bootstrap over seeds (``statistics``), resampled per setting; one seed per setting is
+    records, so they can be recomputed from metrics.json. Each setting's seeds are the rows
+    (``statistics``), paired by seed with the other setting's; one seed per setting is
     inconclusive by the rule. A claim over several settings needs every comparison reproduced
     (``deciding``: the weakest decides).
 
