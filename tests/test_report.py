@@ -184,7 +184,7 @@ def test_report_files_state_the_rule_link_figures_render_tables_and_times(report
     bench_run(reports, "a")
     md, html = write_report("cpu")
     text = md.read_text()
-    assert "## How to read a verdict" in text and "2.80 standard errors" in text
+    assert "## How to read a verdict" in text and "(2.80 when they are many)" in text
     assert "fewer than 2 training seeds: one training seed decides nothing" in text
     assert "![curves](random_maps/curves.png)" in text
     assert "Wall time of the cpu run: 42 s." in text
