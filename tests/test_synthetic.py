@@ -1,6 +1,7 @@
 """The synthetic world: determinism, the misalignment knob, keypoints, the tree and its reader."""
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,25 @@ def motion(frames, name="neck") -> float:
 def test_same_config_gives_identical_bytes_whatever_the_workers(world, config, tmp_path):
     again = generate_world(config, tmp_path / "again", progress=False, workers=2)
     assert tree_hashes(again) == tree_hashes(world)
+
+
+def test_a_world_being_written_elsewhere_is_waited_for_not_overwritten(world, config, tmp_path):
+    """Another process holds the world's lock while it writes (a study's parallel runs on an empty
+    cache): generate_world waits, then finds the finished world and keeps it as it is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from filelock import FileLock
+
+    root = tmp_path / "shared"
+    with ThreadPoolExecutor(1) as pool, FileLock(str(tmp_path / ".shared.lock")):
+        waiting = pool.submit(generate_world, config, root, False, 1)
+        time.sleep(0.3)
+        assert not waiting.done() and not root.exists()      # it waits instead of writing
+        shutil.copytree(world, root)                           # the other writer finishes
+        written = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
+    assert waiting.result(timeout=60) == root
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == written
+    assert tree_hashes(root) == tree_hashes(world)
 
 
 def test_generate_is_idempotent(world, config):

@@ -428,6 +428,20 @@ def run_one(plan: PlannedRun, profile: str, all_splits: bool = False, progress: 
     return record
 
 
+def prepare_datasets(plans: Sequence[PlannedRun]) -> None:
+    """Generate every synthetic world the plans read (once each, here), before any run: parallel
+    runs then find it ready, and no run's wall time includes it."""
+    from ..engine.build import prepare_dataset
+
+    seen = set()
+    for plan in plans:
+        data = plan.config.data
+        key = (data.name, repr(data.world), repr(data.root))
+        if data.world is not None and key not in seen:
+            seen.add(key)
+            prepare_dataset(data, progress=False)
+
+
 def run_all(plans: Sequence[PlannedRun], profile: str, all_splits: bool = False,
             progress: bool = True, out_dir: Optional[Path] = None, workers: int = 1) -> List[Dict[str, Any]]:
     """Every plan, one progress step per run; returns their records in the plans' order.
@@ -437,6 +451,7 @@ def run_all(plans: Sequence[PlannedRun], profile: str, all_splits: bool = False,
         check_workers(workers)
     except ValueError as err:
         raise BenchmarkError(str(err)) from None
+    prepare_datasets(plans)
     records: List[Optional[Dict[str, Any]]] = [None] * len(plans)
     bar = tqdm(total=len(plans), desc=f"benchmark [{profile}]", unit="run", disable=not progress)
     # longest first (a split protocol trains every split in one call), so no worker idles at the end

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
+from filelock import FileLock
 from PIL import Image
 from tqdm import tqdm
 
@@ -137,6 +138,15 @@ def generate_world(config: WorldConfig, root, progress: bool = True, workers: Op
     the same whatever the number.
     """
     root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Processes that ask for the same world at once (a study's parallel runs on a fresh cache)
+    # take turns: the first writes it, the others then find it complete.
+    with FileLock(str(root.parent / f".{root.name}.lock")):
+        return _generate_locked(config, root, progress, workers, overwrite)
+
+
+def _generate_locked(config: WorldConfig, root: Path, progress: bool, workers: Optional[int],
+                     overwrite: bool) -> Path:
     if not overwrite and _stored_config(root) == config.to_dict():
         try:
             read_world(root)
