@@ -120,6 +120,14 @@ class FrozenBackbone(Backbone):
         self.body.eval()               # BatchNorm keeps its stored statistics
         return self
 
+    def _features(self, frames: torch.Tensor) -> torch.Tensor:
+        """The body on `frames` in calls of exactly FILL_CHUNK frames (see FILL_CHUNK)."""
+        n = frames.shape[0]
+        pad = -n % FILL_CHUNK
+        if pad:
+            frames = torch.cat([frames, frames[-1:].expand(pad, *frames.shape[1:])])
+        return torch.cat([self.body(chunk) for chunk in frames.split(FILL_CHUNK)])[:n]
+
     def _load_from_state_dict(self, *args, **kwargs):
         self._memo = None              # called whenever a parent loads weights: another memo
         return super()._load_from_state_dict(*args, **kwargs)
@@ -133,12 +141,20 @@ class FrozenBackbone(Backbone):
         found = [memo.lookup(k) for k in keys]
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
-            computed = self.body(x[missing])
+            computed = self._features(x[missing])
             for i, features in zip(missing, computed):
                 features = features.clone()     # not a view that keeps the whole batch alive
                 memo[keys[i]] = features
                 found[i] = features
         return torch.stack(found)
+
+
+#: Frames per backbone call when filling the memo. A convolution's result for one frame can
+#: change in the last bits with the batch it runs in (oneDNN picks kernels by batch size: for
+#: MobileNetV2 at batch 16 and up), and a remembered feature would then depend on which run
+#: happened to see the frame first. Every call has this many frames (the last chunk padded),
+#: so a frame's features are the same whatever the batch, run or worker order.
+FILL_CHUNK = 8
 
 
 def freeze_backbone(backbone: Backbone) -> FrozenBackbone:
