@@ -92,6 +92,14 @@ def _frame_key(frame: torch.Tensor) -> bytes:
     return h.digest()
 
 
+#: Frames per backbone call when filling the memo. A convolution's result for one frame can
+#: change in the last bits with the batch it runs in (oneDNN picks kernels by batch size: for
+#: MobileNetV2 at batch 16 and up), and a remembered feature would then depend on which run
+#: happened to see the frame first. Every call has this many frames (the last chunk padded),
+#: so a frame's features are the same whatever the batch, run or worker order.
+FILL_CHUNK = 8
+
+
 class FrozenBackbone(Backbone):
     """`backbone` with its weights fixed (no gradient, always in eval mode) and, on the CPU,
     its features remembered per distinct frame (see the module docstring).
@@ -147,14 +155,6 @@ class FrozenBackbone(Backbone):
                 memo[keys[i]] = features
                 found[i] = features
         return torch.stack(found)
-
-
-#: Frames per backbone call when filling the memo. A convolution's result for one frame can
-#: change in the last bits with the batch it runs in (oneDNN picks kernels by batch size: for
-#: MobileNetV2 at batch 16 and up), and a remembered feature would then depend on which run
-#: happened to see the frame first. Every call has this many frames (the last chunk padded),
-#: so a frame's features are the same whatever the batch, run or worker order.
-FILL_CHUNK = 8
 
 
 def freeze_backbone(backbone: Backbone) -> FrozenBackbone:

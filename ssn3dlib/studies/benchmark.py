@@ -208,7 +208,7 @@ def plan_runs(specs: Sequence[Mapping[str, Any]], profile: str, configs: Optiona
     return list(plans.values())
 
 
-def specs_from_parameters(params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def specs_from_parameters(params: Mapping[str, Any]) -> List[RunSpec]:
     """The notebook's parameters as run specs: `runs` when given (each spec's missing keys
     from the single-run parameters), else the single run; then each spec once per seed of
     `seeds` (see `expand_seeds`)."""

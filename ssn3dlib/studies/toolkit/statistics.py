@@ -171,7 +171,7 @@ def verdict_rule(low: float, high: float, seeds: Sequence[int] = (MIN_SEEDS, MIN
     return INCONCLUSIVE, "the 95% interval includes 0"
 
 
-def two_way_interval(diff: np.ndarray, confidence: float = CONFIDENCE) -> Tuple[float, float, float]:
+def two_way_interval(diff: np.ndarray) -> Tuple[float, float, float]:
     """(mean, standard error, degrees of freedom) of the mean of d (replicates, units) in a
     crossed random design (see the module docstring)."""
     d = as_scores(diff)
@@ -194,11 +194,10 @@ def two_way_interval(diff: np.ndarray, confidence: float = CONFIDENCE) -> Tuple[
     floor_ms, floor_df = max(terms[:2] + [(ms_int, (r - 1) * (q - 1))])
     if combined < floor_ms:
         terms, combined = [(floor_ms, floor_df)], floor_ms
-    se = float(np.sqrt(combined / (r * q)))
     if combined <= 0:
         return grand, 0.0, float("inf")
     df = combined ** 2 / sum(ms ** 2 / dof for ms, dof in terms if ms != 0.0)
-    return grand, se, float(df)
+    return grand, float(np.sqrt(combined / (r * q))), float(df)
 
 
 def _t_comparison(diff: np.ndarray, scale: float, seeds: Sequence[int], min_seeds: int, n: Dict[str, int],
@@ -264,8 +263,8 @@ def compare_blocks(a_blocks: Sequence, b_blocks: Sequence, scale: float = 100.0,
                          f"{unit} and training)")
 
 
-def against_reference(a, reference: float, scale: float = 100.0, resamples: int = RESAMPLES, seed: int = 0,
-                      unit: str = "queries", min_seeds: int = MIN_SEEDS) -> Comparison:
+def against_reference(a, reference: float, scale: float = 100.0, unit: str = "queries",
+                      min_seeds: int = MIN_SEEDS) -> Comparison:
     """mean(a) minus a known constant (a chance level computed exactly, log N), with the
     two-way t interval of a (replicates, units)."""
     scores = as_scores(a)
