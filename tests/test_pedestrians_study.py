@@ -228,7 +228,8 @@ def _metrics(semi, unsup, chance, agree_semi, agree_unsup, loss_unsup, distinct=
                 "agreement": {"semi-supervised": [] if agree_semi is None else rows(agree_semi, 1),
                               "unsupervised": [] if agree_unsup is None else rows(agree_unsup, 1)},
                 "distinctness": {"unsupervised": rows(distinct)}}},
-            "stability": {"chance": 0.05}, "final_loss": {"unsupervised": [loss_unsup, loss_unsup]},
+            "stability": {"chance": 0.05},
+            "final_loss": {"unsupervised": list(loss_unsup) if isinstance(loss_unsup, list) else [loss_unsup] * 2},
             "log_n": math.log(N)}
 
 
@@ -279,6 +280,16 @@ def test_a_difference_inside_the_crops_spread_is_inconclusive_and_says_how_many_
     readable = claim["real: semi_more_readable_than_unsup"]
     assert readable.verdict == "inconclusive" and readable.comparison["effect"] == pytest.approx(2.0)
     assert "includes 0" in readable.reason and "crops at this spread" in readable.reason
+
+
+def test_a_final_loss_inside_its_seed_spread_is_inconclusive_and_says_how_many_seeds_would_decide():
+    # 0.1 - loss / log 6 is +9.4 and -17.9 points on the two seeds: the per-seed loss margin straddles 0
+    # and decides the claim (distinctness is clear); its unit is the run, so the reason counts seeds
+    claim = by_name(P.claim_verdicts({"real": _metrics(0.5, 0.3, 0.1, 0.8, 0.4, [0.01, 0.5])}, "cpu"))
+    distinct = claim["real: unsup_parts_distinct"]
+    assert distinct.verdict == "inconclusive"
+    assert distinct.comparison["n"] == {"run per seed": 1, "seeds": 2}
+    assert "seeds at this spread" in distinct.reason and "crops" not in distinct.reason
 
 
 def test_claims_are_recomputed_from_the_stored_metrics():

@@ -767,6 +767,15 @@ DATA_LABELS = {"real": f"{dataset_title(REAL_DATASET)} crops (MediaPipe keypoint
                "synthetic": "synthetic-world crops (exact keypoints)"}
 
 
+def _units_to_decide(comparison: Comparison) -> str:
+    """How many of the comparison's units (crops; seeds for a per-run comparison such as the final
+    loss, whose only unit is the run) bring its MDE down to its observed effect."""
+    unit, count = next(iter(comparison.n.items()))
+    if unit != "crops":
+        unit, count = "seeds", comparison.n.get("seeds", comparison.n.get("seeds_a", 1))
+    return f"about {units_needed(count, comparison.mde, max(abs(comparison.effect), 1e-9)):d} {unit} at this spread"
+
+
 def claim_name(dataset: str, claim: str) -> str:
     """A claim's name in the study's list: unique across datasets."""
     return f"{dataset}: {claim}"
@@ -789,11 +798,9 @@ def claim_verdicts(per_dataset: Dict[str, Dict], profile: str, grid_size_hw: Seq
                 continue
             reason = ""
             if comparison.verdict == INCONCLUSIVE:
-                crops = units_needed(comparison.n["crops"], comparison.mde, max(abs(comparison.effect), 1e-9))
                 reason = (f"{comparison.reason}; would be decided by {t.decide}" if "seed" in comparison.reason
                           else f"{comparison.reason}; a difference of the observed size needs the MDE "
-                               f"({comparison.mde:.1f} points) to shrink to it, i.e. about "
-                               f"{crops:d} crops at this spread")
+                               f"({comparison.mde:.1f} points) to shrink to it, i.e. {_units_to_decide(comparison)}")
             claims.append(Claim(name=claim_name(dataset, t.name), source=SOURCE, statement=t.statement, holds=None,
                                 detail=f"{t.numbers(m)}: {comparison.describe('points')}; test: {t.test}.",
                                 data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
