@@ -107,3 +107,28 @@ def build_pku_reid(root: Path, num_persons: int = 4, views: int = 8) -> Path:
             for view in range(1, views + 1):
                 write_image(root / "images" / f"{pid:03d}" / f"{cam:02d}_{view}.jpg", seed=view)
     return root
+
+
+def build_mot(root: Path, sequences: Dict[str, Sequence[Sequence[tuple]]], size=(64, 48)) -> Path:
+    """<root>/train/<SEQ>/{seqinfo.ini, img1/NNNNNN.jpg, gt/gt.txt, det/det.txt} in the MOTChallenge
+    layout. sequences[name] = per frame, the ground-truth rows (id, x, y, w, h, visibility) of that
+    frame (class 1, consider 1); each detection is its ground-truth box shifted by 1 px (score 0.9),
+    plus one detection on a frame past the images (as the public det.txt covers the whole sequence)."""
+    width, height = size
+    for name, frames in sequences.items():
+        seq = root / "train" / name
+        for f in range(1, len(frames) + 1):
+            path = seq / "img1" / f"{f:06d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(f).integers(0, 256, (height, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(path)
+        (seq / "seqinfo.ini").write_text(
+            f"[Sequence]\nname={name}\nimDir=img1\nframeRate=30\nseqLength={len(frames) + 10}\n"
+            f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n")
+        gt = [f"{f},{i},{x},{y},{w},{h},1,1,{v}" for f, rows in enumerate(frames, 1) for i, x, y, w, h, v in rows]
+        det = [f"{f},-1,{x + 1},{y + 1},{w},{h},0.9" for f, rows in enumerate(frames, 1) for _, x, y, w, h, _ in rows]
+        det.append(f"{len(frames) + 5},-1,1,1,10,20,0.5")
+        for folder, lines in (("gt", gt), ("det", det)):
+            (seq / folder).mkdir(exist_ok=True)
+            (seq / folder / f"{folder}.txt").write_text("\n".join(lines) + "\n")
+    return root
