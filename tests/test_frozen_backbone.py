@@ -20,8 +20,9 @@ from ssn3dlib.data import clip_dataset as cd
 from ssn3dlib.engine import load_checkpoint, train
 from ssn3dlib.engine.build import build_model, build_optimizer
 from ssn3dlib.engine.checkpoint import seed_everything
-from ssn3dlib.engine.config import load_config
+from ssn3dlib.engine.config import ConfigError, load_config
 from ssn3dlib.models import SSN3D, build_backbone
+from ssn3dlib.models.adapter import AdaptedBackbone
 from ssn3dlib.models.frozen import (
     FILL_CHUNK,
     FeatureMemo,
@@ -330,3 +331,41 @@ def test_a_frames_features_do_not_depend_on_the_batch_it_was_first_seen_in():
                 got[i] = features
         seen.append(torch.stack([got[i] for i in range(40)]))
     assert all(torch.equal(seen[0], other) for other in seen[1:])
+
+
+# ---------------------------------------------------------------- the adapter stage
+
+@pytest.mark.parametrize("model_name", ["ssn3d", "c3d", "tp", "st-attention"])
+def test_an_adapter_gives_every_model_the_same_trainable_stage_on_the_frozen_backbone(model_name):
+    config = load_config("synthetic_tiny", [f"model.name={model_name}", "model.freeze_backbone=true",
+                                            "model.adapter_channels=12"])
+    model = build_model(config)
+    assert isinstance(model.backbone, AdaptedBackbone) and isinstance(model.backbone.base, FrozenBackbone)
+    assert model.backbone.out_channels == 12 and model.backbone.stride == model.backbone.base.stride
+    optimised = {id(p) for group in build_optimizer(config, model).param_groups for p in group["params"]}
+    adapter = {id(p) for p in model.backbone.body.parameters()}
+    assert adapter and adapter <= optimised                           # the adapter trains
+    assert not optimised & {id(p) for p in model.backbone.base.parameters()}   # the backbone does not
+    x = torch.randn(2, *FRAMES)
+    assert model.backbone(x).shape[1] == 12
+    assert model.backbone.feature_size(FRAMES[1:]) == tuple(model.backbone(x).shape[-2:])
+
+
+def test_the_adapter_runs_on_remembered_features_and_its_run_evaluates_from_the_checkpoint(tiny_world, tmp_path):
+    from ssn3dlib.engine import evaluate
+
+    config = tiny_config(tiny_world, "model.freeze_backbone=true", "model.adapter_channels=8", "train.epochs=1")
+    model = build_model(config)
+    sizes = count_body_frames(model.backbone.base)
+    x = torch.randn(3, *FRAMES)
+    model.backbone(x)
+    model.backbone(x)
+    assert sum(sizes) == 8                                            # one FILL_CHUNK call: computed once
+    result = train(config, tmp_path / "run", progress=False)
+    again = evaluate(result.paths["last"], device="cpu", progress=False)
+    assert again["rank1"] == result.final["rank1"] and again["mAP"] == result.final["mAP"]
+
+
+def test_adapter_channels_must_not_be_negative():
+    with pytest.raises(ConfigError, match="model.adapter_channels"):
+        load_config("synthetic_tiny", ["model.adapter_channels=-1"])

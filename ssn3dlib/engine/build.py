@@ -144,16 +144,35 @@ def build_model(config: RunConfig) -> nn.Module:
     from ..models.backbones import Backbone
     from ..models.frozen import freeze_backbone
 
+    kwargs = model_kwargs(config)
+    if config.model.adapter_channels:
+        kwargs["backbone"] = adapted_backbone(config)
+        kwargs.pop("backbone_weights", None)
     try:
-        model = build_by_name(config.model.name, **model_kwargs(config))
+        model = build_by_name(config.model.name, **kwargs)
     except ValueError as err:  # e.g. a window that does not fit the feature map
         raise ConfigError(f"model {config.model.name!r} cannot be built from this config: {err}") from err
-    if config.model.freeze_backbone:
+    if config.model.freeze_backbone and not config.model.adapter_channels:
         if not isinstance(getattr(model, "backbone", None), Backbone):
             raise ConfigError(f"model.freeze_backbone: model {config.model.name!r} has no `backbone` attribute "
                               f"holding a Backbone to freeze; set model.freeze_backbone: false")
         model.backbone = freeze_backbone(model.backbone)
     return model
+
+
+def adapted_backbone(config: RunConfig):
+    """The configured backbone (frozen when asked) under its trainable adapter stage; the model
+    is then built on this Backbone instead of building its own from the name."""
+    from ..models.adapter import AdaptedBackbone
+    from ..models.backbones import build_backbone
+    from ..models.frozen import freeze_backbone
+
+    m = config.model
+    try:
+        backbone = build_backbone(m.backbone, weights=m.backbone_weights)
+    except ValueError as err:
+        raise ConfigError(f"model.backbone {m.backbone!r}: {err}") from err
+    return AdaptedBackbone(freeze_backbone(backbone) if m.freeze_backbone else backbone, m.adapter_channels)
 
 
 def build_objective(config: RunConfig):

@@ -100,6 +100,10 @@ class ModelConfig:
     #: distinct frame's features once per process (models/frozen.py): runs then train only
     #: what sits on the backbone. Meant with ImageNet weights (backbone_weights).
     freeze_backbone: bool = False
+    #: Channels of a trainable 3 x 3 conv stage every model gets on top of the backbone
+    #: (models/adapter.py); 0: none. With a frozen backbone it gives TP, C3D and SSN3D the same
+    #: trainable 2D stage, so they differ in aggregation only, not in what they can learn.
+    adapter_channels: int = 0
     strategy: str = "semi-supervised"
     shared_classifier: bool = True
     num_parts: int = 9
@@ -406,6 +410,7 @@ def validate(config: RunConfig) -> None:
     for key in ("num_parts", "window", "hidden", "part_dim", "embedding_dim"):
         _at_least(f"model.{key}", getattr(m, key), 1)
     _at_least("model.padding", m.padding, 0)
+    _at_least("model.adapter_channels", m.adapter_channels, 0)
     _check_model_options(m)
     caps = m.capabilities()
     if caps.parts and caps.uses_keypoints and m.num_parts != _part_count(d.part_set):

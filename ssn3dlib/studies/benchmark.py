@@ -262,7 +262,9 @@ def scale_table(plans: Sequence[PlannedRun]) -> pd.DataFrame:
             "identities": world.get("num_identities", "all"),
             "input": f"{c.data.size[0]}x{c.data.size[1]}", "backbone": c.model.backbone,
             "weights": (c.model.backbone_weights or "random initialisation")
-                       + (", frozen" if c.model.freeze_backbone else ", trained"),
+                       + (", frozen" if c.model.freeze_backbone else ", trained")
+                       + (f" + trainable 3x3 conv stage ({c.model.adapter_channels} ch)"
+                          if c.model.adapter_channels else ""),
             "T (train / test clip)": f"{c.data.clip_len} / {c.eval.clip_len}",
             "batch": f"{c.data.identities_per_batch} ids x {c.data.instances_per_identity}",
             "epochs": c.train.epochs, "max steps/epoch": c.train.max_steps_per_epoch or "all",
