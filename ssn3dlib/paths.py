@@ -39,6 +39,11 @@ def study_dir(study: str, profile: str = "cpu", create: bool = True) -> Path:
     return path
 
 
+def labels_dir() -> Path:
+    """Labels this project made for data read in place (data_labels/ of a checkout)."""
+    return REPO_ROOT / "data_labels"
+
+
 def notebooks_dir() -> Path:
     """The source notebooks (read-only for every tool: executed copies go elsewhere)."""
     return REPO_ROOT / "notebooks"
