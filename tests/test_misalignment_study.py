@@ -1,352 +1,272 @@
-"""The misalignment study (notebook 05): the sweep plan, resume (and per-query records added to
-stored points), the claims' comparisons on hand-made per-query results, the study's PCK rules,
-and one tiny end-to-end sweep through the engine."""
+"""The misalignment study (notebook 05): the plan, the claims' comparisons on hand-made per-query
+records, the part-alignment claims, the detector calibration on a MOT fixture and the world's box
+offsets, and one tiny end-to-end run through the engine (train once, test on every world, resume)."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from ssn3dlib.explorer import clip_attention, load_model
+from ssn3dlib.data.synthetic.misalignment import box_offset_sds
+from ssn3dlib.engine.config import config_changes
+from ssn3dlib.explorer import load_model
 from ssn3dlib.studies import misalignment as ms
-from ssn3dlib.studies.toolkit import NOT_IN_PAPER, Comparison, WindowGrid, by_name, claims_from_records, write_metrics
+from ssn3dlib.studies.toolkit import NOT_IN_PAPER, by_name, claims_from_records, write_metrics
+
+from data_fixtures import build_mot
 
 # ---------------------------------------------------------------- the plan
 
-def test_plan_covers_every_level_model_seed_once_with_the_same_seeds():
-    points = ms.plan_sweep([1.0, 0.0, 0.5], ["c3d", "ssn3d-semi", "tp"], [3, 1])
-    assert len(points) == 3 * 3 * 2
-    assert len({p.key for p in points}) == len(points)
-    assert [p.level for p in points] == sorted(p.level for p in points)  # one world at a time
-    seeds = {(p.level, p.variant): set() for p in points}
-    for p in points:
-        seeds[(p.level, p.variant)].add(p.seed)
-    assert all(s == {1, 3} for s in seeds.values())  # paired: every model and level, the same seeds
+
+def test_models_cover_every_level_variant_and_seed_once_with_the_same_seeds():
+    models = ms.plan_models(["c3d", "ssn3d-semi"], [0, 1], [1.0, 0.0])
+    assert [m.key for m in models] == ["train1.00_c3d_s0", "train1.00_c3d_s1", "train1.00_ssn3d-semi_s0",
+                                       "train1.00_ssn3d-semi_s1", "train0.00_c3d_s0", "train0.00_c3d_s1",
+                                       "train0.00_ssn3d-semi_s0", "train0.00_ssn3d-semi_s1"]
 
 
-@pytest.mark.parametrize("levels, variants, seeds, message", [
-    ([0.0, 1.5], ["c3d"], [0], "outside"),
-    ([0.0, 0.0], ["c3d"], [0], "repeat"),
-    ([0.5], ["c3d"], [0], "at least two levels"),
-    ([0.0, 1.0], ["c3d", "resnet"], [0], "unknown model"),
-    ([0.0, 1.0], ["c3d"], [], "seeds"),
-    ([0.0, 1.0], ["c3d"], [0, 0], "repeat"),
-    ([0.0, 1.0], ["c3d"], [-1], "seeds"),
+@pytest.mark.parametrize("variants, seeds, levels, message", [
+    (["c3d", "resnet"], [0], [0.0], "unknown model variants"),
+    (["c3d"], [0, 0], [0.0], "repeat a value"),
+    (["c3d"], [-1], [0.0], "integers >= 0"),
+    (["c3d"], [0], [1.5], "outside"),
+    (["c3d"], [], [0.0], "seeds is empty"),
 ])
-def test_plan_refuses_bad_input(levels, variants, seeds, message):
+def test_the_model_plan_refuses_bad_input(variants, seeds, levels, message):
     with pytest.raises(ValueError, match=message):
-        ms.plan_sweep(levels, variants, seeds)
+        ms.plan_models(variants, seeds, levels)
 
 
-def test_point_config_changes_only_level_model_strategy_and_seed():
-    base = ms.point_config("misalignment_smoke", ms.SweepPoint(0.0, "ssn3d-semi", 0))
-    point = ms.SweepPoint(0.5, "ssn3d-unsup", 7)
-    config = ms.point_config("misalignment_smoke", point)
-    assert config.data.world["misalignment"] == 0.5
-    assert (config.model.name, config.model.strategy, config.train.seed) == ("ssn3d", "unsupervised", 7)
-    assert ms.config_differences(base.to_dict(), config.to_dict()) == [   # data.world compares as one value
-        "data.world", "model.strategy", "train.seed"]
-    c3d = ms.point_config("misalignment_smoke", ms.SweepPoint(0.0, "c3d", 0))
-    assert c3d.model.name == "c3d" and c3d.model.backbone == base.model.backbone
+def test_test_worlds_are_the_sorted_levels_then_the_occluded_ones():
+    worlds = ms.plan_tests([1.0, 0.0, 0.5], [0.3])
+    assert [w.key for w in worlds] == ["m0.00_o0.00", "m0.50_o0.00", "m1.00_o0.00", "m0.00_o0.30"]
+    assert ms.plan_tests([0.0, 1.0], [0.2], occlusion_level=0.5)[-1] == ms.TestWorld(0.5, 0.2)
+    with pytest.raises(ValueError, match="at least two"):
+        ms.plan_tests([0.5])
+    with pytest.raises(ValueError, match="rates above 0"):
+        ms.plan_tests([0.0, 1.0], [0.0])
 
 
-# ---------------------------------------------------------------- resume
+def test_a_training_config_changes_only_the_world_knobs_model_strategy_and_seed():
+    from ssn3dlib.engine import load_config
 
-class FakeTrainer:
-    """Stands in for the engine: records calls, returns fixed numbers."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, point, config, run_dir):
-        self.calls.append(point.key)
-        return {"rank1": 50.0, "mAP": 40.0 + point.level, "epochs": config.train.epochs,
-                "per_query": per_query([1, 2], [1.0, 0.5])}
-
-
-def test_sweep_resumes_finished_points_and_retrains_stale_ones(tmp_path):
-    points = ms.plan_sweep([0.0, 1.0], ["c3d", "tp"], [0])
-    trainer = FakeTrainer()
-    first = ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=trainer)
-    assert len(trainer.calls) == 4 and not first["resumed"].any()
-    stored = json.loads((tmp_path / points[0].key / "result.json").read_text())
-    assert stored["wall_time_s"] > 0 and stored["cpu_time_s"] >= 0 and stored["config"]["train"]["seed"] == 0
-
-    trainer.calls.clear()
-    again = ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=trainer)
-    assert trainer.calls == [] and again["resumed"].all()
-    assert again["mAP"].tolist() == first["mAP"].tolist()
-
-    # settings that do not change numbers keep results; a lost or half-written result is redone
-    (tmp_path / points[1].key / "result.json").unlink()
-    (tmp_path / points[2].key / "result.json").write_text('{"level": 1.0, "mod')
-    ms.run_sweep(points, "misalignment_smoke", tmp_path, ["train.num_threads=2"], progress=False, trainer=trainer)
-    assert sorted(trainer.calls) == sorted([points[1].key, points[2].key])
-
-    # a change of budget makes every stored result stale
-    trainer.calls.clear()
-    rerun = ms.run_sweep(points, "misalignment_smoke", tmp_path, ["train.epochs=1"], progress=False,
-                         trainer=trainer)
-    assert len(trainer.calls) == 4 and (rerun["epochs"] == 1).all()
+    base = load_config("misalignment_smoke")
+    config = ms.model_config("misalignment_smoke", ms.TrainedModel("ssn3d-unsup", 3, 1.0))
+    assert config.data.world["misalignment"] == 1.0 and config.data.world["occlusion_rate"] == 0.0
+    assert (config.model.name, config.model.strategy, config.train.seed) == ("ssn3d", "unsupervised", 3)
+    changed = config_changes(base.to_dict(), config.to_dict())
+    assert set(changed) <= {"data.world", "model.strategy", "train.seed"}
+    tested = ms.test_config(config, ms.TestWorld(0.5, 0.3))
+    assert tested.data.world["misalignment"] == 0.5 and tested.data.world["occlusion_rate"] == 0.3
+    assert tested.model == config.model
+    with pytest.raises(ValueError, match="synthetic_world"):
+        ms.model_config("bench_pku_frozen_cpu", ms.TrainedModel("c3d", 0, 0.0))
 
 
-def test_a_stored_point_without_per_query_records_is_re_evaluated_once(tmp_path):
-    points = ms.plan_sweep([0.0, 1.0], ["c3d"], [0])
-    ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=FakeTrainer())
-    path = tmp_path / points[0].key / "result.json"
-    stored = json.loads(path.read_text())
-    del stored["per_query"]                          # stored before the engine kept per-query records
-    path.write_text(json.dumps(stored))
-    calls = []
+# ---------------------------------------------------------------- hand-made evaluations
 
-    def evaluator(checkpoint, recorded):
-        calls.append((checkpoint, recorded["mAP"]))
-        return per_query([3], [0.25])
-
-    again = ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=FakeTrainer(),
-                         evaluator=evaluator)
-    assert calls == [(ms.checkpoint_path(tmp_path, points[0]), 40.0)]     # only the point that lacked it
-    assert again["resumed"].all() and again["per_query"].iloc[0] == per_query([3], [0.25])
-    assert json.loads(path.read_text())["per_query"] == per_query([3], [0.25])   # written back: once only
-    ms.run_sweep(points, "misalignment_smoke", tmp_path, progress=False, trainer=FakeTrainer(), evaluator=evaluator)
-    assert len(calls) == 1
+QUERIES = [f"q{i}" for i in range(6)]
 
 
-# ---------------------------------------------------------------- the verdicts
+def _record(hits, aps=None):
+    """A per-query record: first-match rank 1 where hits[i], else 3; the AP given or 1 / rank."""
+    ranks = [1 if h else 3 for h in hits]
+    return {"query": QUERIES, "first_match_rank": ranks,
+            "ap": list(aps) if aps is not None else [1.0 / r for r in ranks]}
 
-def per_query(ranks, ap, names=None):
-    """The engine's per-query record: first-true-match rank (0: no match) and AP (None then)."""
-    return {"query": names or [f"q{i}" for i in range(len(ranks))], "first_match_rank": list(ranks),
-            "ap": [a if r > 0 else None for r, a in zip(ranks, ap)]}
 
-
-def query_results(values):
-    """values: {(model, level): [per seed: (ranks, ap)]} -> results rows with per-query records."""
+def _evals(scores, alignment=None):
+    """scores[(variant, train_level, test_level, occlusion)] = per seed, the hits of each query."""
     rows = []
-    for (model, level), per_seed in values.items():
-        for seed, (ranks, ap) in enumerate(per_seed):
-            record = per_query(ranks, ap)
-            rows.append({"level": level, "model": model, "seed": seed, "per_query": record,
-                         "rank1": 100 * np.mean(np.array(ranks) == 1), "mAP": 100 * np.mean(ap),
-                         "wall_time_s": 1.0})
+    for (variant, train, test, occ), per_seed in scores.items():
+        for seed, hits in enumerate(per_seed):
+            rows.append({"model": f"{variant}{train}s{seed}", "variant": variant, "seed": seed, "train_level": train,
+                         "test_misalignment": test, "test_occlusion": occ, "world": ms.TestWorld(test, occ).key,
+                         "per_query": _record(hits),
+                         "alignment": (alignment or {}).get((variant, train, test, occ), [None] * 9)[seed]})
     return pd.DataFrame(rows)
 
 
-ALL_HIT, ALL_MISS = ([1, 1, 1, 1], [1.0, 1.0, 1.0, 1.0]), ([2, 3, 2, 5], [0.5, 1 / 3, 0.5, 0.2])
+ALL, NONE, HALF = [1] * 6, [0] * 6, [1, 0] * 3
 
 
 def test_query_scores_are_hits_or_ap_per_seed_and_query_and_leave_out_unmatched_queries():
-    df = query_results({("c3d", 0.0): [([1, 2, 0], [0.9, 0.5, 0.0]), ([3, 1, 0], [0.4, 1.0, 0.0])]})
-    hits = ms.query_scores(df, "c3d", 0.0, "rank1")
-    assert hits.values.tolist() == [[1.0, 0.0], [0.0, 1.0]] and list(hits.columns) == ["q0", "q1"]
-    assert ms.query_scores(df, "c3d", 0.0, "mAP").values.tolist() == [[0.9, 0.5], [0.4, 1.0]]
-    with pytest.raises(ValueError, match="no results for model 'tp'"):
-        ms.query_scores(df, "tp", 0.0, "mAP")
-    with pytest.raises(ValueError, match="no per-query record"):
-        ms.query_scores(df.drop(columns="per_query"), "c3d", 0.0, "mAP")
+    ev = _evals({("c3d", 0.0, 0.0, 0.0): [HALF, ALL]})
+    record = _record(HALF)
+    record["first_match_rank"][1], record["ap"][1] = 0, None         # q1 has no true match
+    ev.at[0, "per_query"] = record
+    ev.at[1, "per_query"] = {**_record(ALL), "first_match_rank": [1, 0, 1, 1, 1, 1], "ap": [1, None, 1, 1, 1, 1]}
+    hits = ms.query_scores(ev, "c3d", 0.0, ms.TestWorld(0.0), "rank1")
+    assert list(hits.columns) == ["q0", "q2", "q3", "q4", "q5"] and hits.to_numpy().tolist() == [
+        [1, 1, 0, 1, 0], [1, 1, 1, 1, 1]]
+    ap = ms.query_scores(ev, "c3d", 0.0, ms.TestWorld(0.0), "mAP")
+    assert ap.loc[0].tolist() == [1.0, 1.0, 1 / 3, 1.0, 1 / 3]
+    with pytest.raises(ValueError, match="no evaluation"):
+        ms.query_scores(ev, "tp", 0.0, ms.TestWorld(0.0), "rank1")
 
 
-def test_level_drop_pairs_each_seed_with_itself_query_by_query():
-    df = query_results({("c3d", 0.0): [([1, 1], [1.0, 0.8]), ([1, 2], [1.0, 0.5])],
-                        ("c3d", 1.0): [([2, 1], [0.5, 0.6]), ([1, 1], [1.0, 1.0])]})
-    np.testing.assert_allclose(ms.level_drop(df, "c3d", "mAP", 0.0, 1.0).values, [[0.5, 0.2], [0.0, -0.5]])
-    assert ms.level_drop(df, "c3d", "rank1", 0.0, 1.0).values.tolist() == [[1.0, 0.0], [0.0, -1.0]]
-    unpaired = df[~((df["level"] == 1.0) & (df["seed"] == 1))]
-    with pytest.raises(ValueError, match="same seeds at both levels"):
-        ms.level_drop(unpaired, "c3d", "mAP", 0.0, 1.0)
+def _world(c3d_low, c3d_high, ssn_low, ssn_high, tp_low=HALF, tp_high=HALF, seeds=2):
+    return _evals({("c3d", 0.0, 0.0, 0.0): [c3d_low] * seeds, ("c3d", 0.0, 1.0, 0.0): [c3d_high] * seeds,
+                   ("ssn3d-semi", 0.0, 0.0, 0.0): [ssn_low] * seeds, ("ssn3d-semi", 0.0, 1.0, 0.0): [ssn_high] * seeds,
+                   ("tp", 0.0, 0.0, 0.0): [tp_low] * seeds, ("tp", 0.0, 1.0, 0.0): [tp_high] * seeds})
 
 
 def test_claims_reproduced_when_every_query_and_seed_agree():
-    # C3D hits every query at 0 and none at 1; SSN3D and TP hit every query at both levels.
-    df = query_results({("c3d", 0.0): [ALL_HIT] * 2, ("c3d", 1.0): [ALL_MISS] * 2,
-                        ("ssn3d-semi", 0.0): [ALL_HIT] * 2, ("ssn3d-semi", 1.0): [ALL_HIT] * 2,
-                        ("tp", 0.0): [ALL_HIT] * 2, ("tp", 1.0): [ALL_HIT] * 2})
-    claims = by_name(ms.central_claims(df, "cpu"))
-    assert list(claims) == [f"{c}_{m}" for m in ms.METRICS for c in (
-        "c3d_degrades", "ssn3d_beats_c3d_misaligned", "ssn3d_drops_less", "control_c3d_drop_vs_tp")]
-    ap_drop = 100 * (1 - np.mean(ALL_MISS[1]))                      # 1 - (0.5 + 1/3 + 0.5 + 0.2) / 4
-    for name, effect in [("c3d_degrades_rank1", 100.0), ("c3d_degrades_mAP", ap_drop),
-                         ("ssn3d_beats_c3d_misaligned_mAP", ap_drop), ("ssn3d_drops_less_rank1", 100.0),
-                         ("control_c3d_drop_vs_tp_mAP", ap_drop)]:
-        c = claims[name]
-        assert c.verdict == "reproduced" and c.holds is True and c.reason == ""
-        assert c.comparison["effect"] == pytest.approx(effect)
-        assert c.comparison["n"] == {"queries": 4, "seeds_a": 2, "seeds_b": 2}
+    # C3D hits every query aligned and none misaligned; SSN3D hits every query at both; TP drops nothing
+    claims = by_name(ms.central_claims(_world(ALL, NONE, ALL, ALL), "cpu", 0.0, 0.0, 1.0, metrics=["rank1"]))
+    assert list(claims) == ["c3d_degrades_rank1", "control_c3d_drop_vs_tp_rank1", "ssn3d_beats_c3d_at_0_rank1",
+                            "ssn3d_beats_c3d_at_1_rank1", "ssn3d_drops_less_rank1"]
+    degrades = claims["c3d_degrades_rank1"]
+    assert degrades.verdict == "reproduced" and degrades.comparison["effect"] == pytest.approx(100.0)
+    assert degrades.comparison["n"] == {"queries": 6, "seeds": 2}
+    assert claims["ssn3d_drops_less_rank1"].verdict == "reproduced"
+    assert claims["ssn3d_beats_c3d_at_1_rank1"].verdict == "reproduced"
+    tie = claims["ssn3d_beats_c3d_at_0_rank1"]                        # both hit every query: a tie
+    assert tie.verdict == "inconclusive" and tie.comparison["effect"] == 0 and "minimum detectable" in tie.reason
     control = claims["control_c3d_drop_vs_tp_rank1"]
-    assert not control.paper_claim and control.statement == NOT_IN_PAPER and "TP's" in control.detail
-    assert claims["c3d_degrades_mAP"].statement == ms.STATEMENTS["degrades"]
-    assert "C3D's mAP is 100.0 at misalignment 0 and 38.3 at 1" in claims["c3d_degrades_mAP"].detail
+    assert not control.paper_claim and control.statement == NOT_IN_PAPER and control.verdict == "reproduced"
 
 
-def test_claims_contradicted_when_ssn3d_loses_more_and_inconclusive_on_a_tie():
-    df = query_results({("c3d", 0.0): [ALL_HIT] * 2, ("c3d", 1.0): [ALL_HIT] * 2,
-                        ("ssn3d-semi", 0.0): [ALL_HIT] * 2, ("ssn3d-semi", 1.0): [ALL_MISS] * 2})
-    claims = by_name(ms.central_claims(df, "cpu", metrics=["rank1"]))
-    assert set(claims) == {"c3d_degrades_rank1", "ssn3d_beats_c3d_misaligned_rank1", "ssn3d_drops_less_rank1"}
-    assert claims["ssn3d_beats_c3d_misaligned_rank1"].verdict == "contradicted"
+def test_claims_contradicted_when_ssn3d_loses_more():
+    claims = by_name(ms.central_claims(_world(ALL, ALL, ALL, NONE), "cpu", 0.0, 0.0, 1.0, metrics=["rank1"]))
     assert claims["ssn3d_drops_less_rank1"].verdict == "contradicted"
-    assert claims["ssn3d_drops_less_rank1"].comparison["effect"] == pytest.approx(-100.0)
-    tie = claims["c3d_degrades_rank1"]                                 # the same hits at both levels
-    assert tie.verdict == "inconclusive" and tie.holds is None
-    assert tie.comparison["effect"] == 0.0 and tie.comparison["low"] == tie.comparison["high"] == 0.0
-    assert "minimum detectable effect is 0.0" in tie.reason and "not more queries" in tie.reason
-    assert "issue 13" in tie.reason
+    assert claims["ssn3d_beats_c3d_at_1_rank1"].verdict == "contradicted"
+    assert claims["c3d_degrades_rank1"].verdict == "inconclusive"      # C3D drops nothing: a tie
 
 
 def test_one_seed_decides_nothing_however_large_the_effect():
-    df = query_results({("c3d", 0.0): [ALL_HIT], ("c3d", 1.0): [ALL_MISS]})
-    (claim,) = ms.central_claims(df, "smoke", metrics=["rank1"])
-    assert claim.comparison["effect"] == 100.0 and claim.comparison["low"] > 0
-    assert claim.verdict == "inconclusive" and "1 training seed(s)" in claim.reason
-    assert "their scatter is unmeasured" in claim.reason
-    same = query_results({("c3d", 0.0): [ALL_HIT], ("c3d", 1.0): [ALL_HIT]})
-    (tie,) = ms.central_claims(same, "smoke", metrics=["rank1"])              # no spread at all: MDE 0
-    assert tie.comparison["mde"] == 0.0 and "not more queries" in tie.reason
+    claims = by_name(ms.central_claims(_world(ALL, NONE, ALL, ALL, seeds=1), "cpu", 0.0, 0.0, 1.0,
+                                       metrics=["rank1"]))
+    one = claims["c3d_degrades_rank1"]
+    assert one.comparison["effect"] == pytest.approx(100.0)
+    assert one.verdict == "inconclusive" and "seed" in one.reason
+
+
+def test_matched_and_occluded_claims_pair_separately_trained_models_by_seed():
+    scores = {(v, t, t, 0.0): [ALL if v == "ssn3d-semi" or t == 0.0 else NONE] * 2
+              for v in ("c3d", "ssn3d-semi") for t in (0.0, 1.0)}
+    scores.update({("c3d", 0.0, 1.0, 0.0): [HALF] * 2, ("ssn3d-semi", 0.0, 1.0, 0.0): [HALF] * 2,
+                   ("c3d", 0.0, 0.0, 0.3): [NONE] * 2, ("ssn3d-semi", 0.0, 0.0, 0.3): [ALL] * 2})
+    claims = by_name(ms.central_claims(_evals(scores), "cpu", 0.0, 0.0, 1.0, metrics=["rank1"], matched_level=1.0,
+                                       occlusion=ms.TestWorld(0.0, 0.3)))
+    matched = claims["c3d_degrades_matched_rank1"]                    # trained+tested at 0: all, at 1: none
+    assert matched.verdict == "reproduced" and matched.comparison["effect"] == pytest.approx(100.0)
+    assert "trained and tested" in matched.data
+    assert claims["ssn3d_drops_less_matched_rank1"].verdict == "reproduced"
+    occluded = claims["ssn3d_beats_c3d_occluded_rank1"]
+    assert occluded.verdict == "reproduced" and not occluded.paper_claim
+    assert "c3d_degrades_rank1" in claims and "control_c3d_drop_vs_tp_rank1" not in claims   # no TP ran
+
+
+def test_paired_settings_need_the_same_queries_and_seeds():
+    a = pd.DataFrame([[1.0, 0.0]], columns=["q0", "q1"], index=[0])
+    with pytest.raises(ValueError, match="same units"):
+        ms.paired_arrays(a, pd.DataFrame([[1.0, 0.0]], columns=["q0", "q2"], index=[0]))
+    with pytest.raises(ValueError, match="same seeds"):
+        ms.paired_arrays(a, pd.DataFrame([[1.0, 0.0]], columns=["q0", "q1"], index=[1]))
 
 
 def test_what_would_decide_gives_the_seeds_and_queries_by_hand():
-    # seeds_needed(10, 10) = ceil(2 x 2.8016^2) = 16; queries: 24 x (20 / 10)^2 = 96
-    cmp = Comparison(5.0, -5.0, 15.0, 7.1, 20.0, {"queries": 24, "seeds_a": 2, "seeds_b": 2}, "inconclusive",
-                     "the 95% interval includes 0")
-    reason = ms.what_would_decide(cmp, seed_sd=10.0)
-    assert "a 10-point effect (the observed one is +5.0)" in reason
-    assert "about 16 seeds per setting" in reason and "about 96 test queries" in reason
-    assert "minimum detectable effect is 20.0" in reason
-    big = ms.what_would_decide(Comparison(40.0, -1.0, 81.0, 15.0, 42.0, cmp.n, "inconclusive", ""), 10.0)
-    assert "the observed 40.0 points" in big and "about 2 seeds" in big and "about 27 test queries" in big
+    from ssn3dlib.studies.toolkit.statistics import Comparison
+
+    cmp = Comparison(effect=4.0, low=-4.0, high=12.0, se=4.0, mde=11.2, n={"queries": 100, "seeds": 5},
+                     verdict="inconclusive", reason="the 95% interval includes 0")
+    text = ms.what_would_decide(cmp, seed_sd=5.0)
+    # 10-point floor: queries 100 x (11.2 / 10)^2 = 125.44 -> 126; seeds 2 (2.80 x 5 / 10)^2 = 3.9 -> 4
+    assert "about 126 queries" in text and "about 4 seeds" in text and "a 10-point effect" in text
 
 
-def test_paired_settings_need_the_same_queries():
-    other = per_query([1, 2], [1.0, 0.5], names=["q0", "q9"])
-    df = query_results({("c3d", 0.0): [ALL_HIT] * 2, ("c3d", 1.0): [ALL_MISS] * 2})
-    df.at[2, "per_query"] = other
-    df.at[3, "per_query"] = other
-    with pytest.raises(ValueError, match="same queries"):
-        ms.central_claims(df, "cpu")
+def test_alignment_claims_compare_the_ssn_with_chance_and_the_position_prior_per_tracklet():
+    def alignment(ssn, prior, chance):
+        return {"query": QUERIES, "ssn": [ssn] * 6, "prior": [prior] * 6, "chance": [chance] * 6}
+
+    ev = _evals({("ssn3d-semi", 0.0, 0.0, 0.0): [ALL, ALL], ("ssn3d-semi", 0.0, 1.0, 0.0): [ALL, ALL]},
+                alignment={("ssn3d-semi", 0.0, 0.0, 0.0): [alignment(0.6, 0.9, 0.1)] * 2,
+                           ("ssn3d-semi", 0.0, 1.0, 0.0): [alignment(0.6, 0.5, 0.1)] * 2})
+    claims = by_name(ms.alignment_claims(ev, "cpu", 0.0))
+    assert claims["ssn_aligns_at_0"].verdict == "reproduced" and claims["ssn_aligns_at_0"].paper_claim
+    assert claims["ssn_aligns_at_0"].comparison["effect"] == pytest.approx(50.0)
+    prior0 = claims["ssn_beats_position_prior_at_0"]
+    assert prior0.verdict == "contradicted" and not prior0.paper_claim
+    assert prior0.comparison["n"] == {"query tracklets": 6, "seeds": 2}
+    assert claims["ssn_beats_position_prior_at_1"].verdict == "reproduced"
+    assert ms.alignment_claims(ev[ev["variant"] == "none"], "cpu", 0.0) == []
 
 
-def test_verdicts_need_two_levels():
-    df = query_results({("c3d", 0.0): [ALL_HIT] * 2})
-    with pytest.raises(ValueError, match="two misalignment levels"):
-        ms.central_claims(df, "cpu")
+# ---------------------------------------------------------------- calibration
+
+def test_consecutive_changes_pair_each_frame_with_the_next_one_of_the_same_person():
+    frame = pd.DataFrame({"sequence": ["A"] * 4 + ["B"], "id": [1, 1, 1, 2, 2], "frame": [1, 2, 4, 1, 1],
+                          "dx": [0.0, 0.1, 0.5, 0.3, 0.9]})
+    changes = ms.consecutive_changes(frame, ["dx"])
+    assert changes["dx"].tolist() == pytest.approx([0.1])            # 2 -> 4 skips a frame; B is another person
 
 
-# ---------------------------------------------------------------- summaries and figures
-
-def results_frame(values):
-    """values: {(model, level): [metric per seed]} -> results with rank1 == mAP == the value."""
-    rows = []
-    for (model, level), per_seed in values.items():
-        for seed, v in enumerate(per_seed):
-            rows.append({"level": level, "model": model, "seed": seed, "rank1": v, "mAP": v,
-                         "wall_time_s": 1.0})
-    return pd.DataFrame(rows)
-
-
-def test_summaries_by_level_and_by_model():
-    df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 46]})
-    summary = ms.summary_by_level(df)
-    row = summary[(summary["model"] == "c3d") & (summary["level"] == 1.0)].iloc[0]
-    assert (row["mAP_mean"], row["mAP_min"], row["mAP_max"], row["seeds"]) == (43.0, 40.0, 46.0, 2)
-    (c3d,) = ms.model_summary(df)
-    assert c3d["mAP"]["drop_mean"] == pytest.approx(18.0)
-    assert (c3d["mAP"]["drop_min"], c3d["mAP"]["drop_max"]) == (16.0, 20.0)
+def test_detector_calibration_on_a_fixture_whose_detections_are_shifted_by_one_pixel(tmp_path):
+    # each detection is its ground-truth box shifted by (+1, +1) px: dx = 1 / h for every match, no scale error
+    frames = [[(1, 4, 2, 10, 50, 1.0), (2, 30, 5, 12, 60, 1.0)] for _ in range(3)]
+    root = build_mot(tmp_path / "mot", {"SEQ-A": frames}, size=(64, 70))
+    table = tmp_path / "kp.csv"
+    # one keypoint that moves 2 px down in its crop from frame 1 to 2 and stays from 2 to 3
+    pd.DataFrame({"image": [f"SEQ-A/0001/00000{f}.jpg" for f in (1, 2, 3)], "keypoint": "nose",
+                  "x": [5.0, 5.0, 5.0], "y": [10.0, 12.0, 12.0], "visibility": 0.9}).to_csv(table, index=False)
+    cal = ms.detector_calibration(root, table)
+    assert cal["boxes"] == 6 and cal["frame_pairs"] == 4
+    assert cal["detector"]["per_frame"]["dx"] == pytest.approx(np.std([1 / 50, 1 / 60] * 3, ddof=1))
+    assert cal["detector"]["frame_to_frame"]["dx"] == pytest.approx(0.0)
+    assert cal["detector"]["per_frame"]["log_scale"] == pytest.approx(0.0)
+    world = cal["world_at_1"]["per_frame"]["dx"]
+    assert cal["equivalent_level"]["per_frame"]["dx"] == pytest.approx(cal["detector"]["per_frame"]["dx"] / world)
+    motion = cal["keypoint_motion"]
+    assert motion["pairs"] == 2 and motion["median"] == pytest.approx(1 / 50)   # 0 and 2 px of a 50 px box
 
 
-def test_check_results_catches_missing_points_and_impossible_metrics():
-    points = ms.plan_sweep([0.0, 1.0], ["c3d"], [0, 1])
-    df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 46]})
-    ms.check_results(df, points)
-    with pytest.raises(AssertionError, match="missing"):
-        ms.check_results(df.iloc[1:], points)
-    bad = df.copy()
-    bad.loc[0, "mAP"] = 140.0
-    with pytest.raises(AssertionError, match="mAP outside"):
-        ms.check_results(bad, points)
-
-
-def test_plot_sweep_draws_one_line_per_model_on_both_metrics():
-    df = results_frame({("c3d", 0.0): [60, 62], ("c3d", 1.0): [40, 46],
-                        ("tp", 0.0): [50, 52], ("tp", 1.0): [45, 47]})
-    fig = ms.plot_sweep(df, {"0": 10.0})
-    assert len(fig.axes) == 2
-    for ax in fig.axes:
-        labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
-        assert labels == [ms.VARIANTS["c3d"].label, ms.VARIANTS["tp"].label]
-
-
-def test_peak_pck_counts_self_occluded_parts_and_matches_on_the_scored_frames():
-    grid = WindowGrid((20, 20), (2, 2), window=1)          # window centres at x, y in {4.5, 14.5}
-    lo, hi = 4.5, 14.5
-    truth = np.array([[[lo, lo, 1.0], [hi, hi, 0.5]],      # 0.5: self-occluded, counts in this study
-                      [[hi, lo, 1.0], [lo, hi, 0.0]]])     # 0: hidden, does not count
-    peaks = np.array([[[lo, lo], [lo, hi]], [[hi, lo], [hi, hi]]])
-    r = ms.peak_pck(peaks, truth, grid, radius=3.0)
-    assert r["pck"] == pytest.approx(2 / 3)        # 2 hits among the 3 counted keypoints
-    assert r["chance_pck"] == pytest.approx(0.25)  # each keypoint has 1 of the 4 windows in reach
-    assert r["matching"] == [0, 1] and r["frames"] == 2
-    swapped = peaks[:, ::-1]
-    assert ms.peak_pck(swapped, truth, grid, 3.0)["pck"] == 0.0
-    matched = ms.peak_pck(swapped, truth, grid, 3.0, unnamed=True)   # fitted on these very frames
-    assert matched["matching"] == [1, 0] and matched["pck"] == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="no visible keypoint"):
-        ms.peak_pck(peaks, truth * [1, 1, 0], grid, 3.0)
+def test_the_worlds_box_offsets_are_zero_at_level_0_and_grow_with_the_level():
+    zero, half, one = (box_offset_sds(level, tracks=300) for level in (0.0, 0.5, 1.0))
+    assert all(v == 0 for kind in zero.values() for v in kind.values())
+    for kind in ("per_frame", "frame_to_frame"):
+        for key in ("dx", "dy", "log_scale"):
+            assert 0 < half[kind][key] < one[kind][key]
+            assert one[kind][key] / half[kind][key] == pytest.approx(2.0, rel=0.1)   # linear up to clipping
 
 
 # ---------------------------------------------------------------- end to end
 
-def test_tiny_sweep_through_the_engine(tmp_path, monkeypatch):
+def test_tiny_study_through_the_engine(tmp_path, monkeypatch):
     monkeypatch.setenv("SSN3D_CACHE", str(tmp_path / "cache"))
     overrides = ["data.world.num_identities=8", "data.world.frames_per_tracklet=[6, 8]", "train.epochs=1",
                  "eval.clip_len=8"]
-    points = ms.plan_sweep([0.0, 1.0], ["ssn3d-unsup", "c3d"], [0])
-    worlds = ms.prepare_worlds("misalignment_smoke", [0.0, 1.0], overrides, progress=False)
-    # paired levels: the same tracklets (persons, lengths), only the boxes differ
-    low, high = (sorted((t.name, len(t)) for t in worlds[level].query) for level in (0.0, 1.0))
-    assert low == high and worlds[0.0].root != worlds[1.0].root
-
-    results = ms.run_sweep(points, "misalignment_smoke", tmp_path / "runs", overrides, progress=False)
-    ms.check_results(results, points)
-    assert (results["steps"] >= 1).all()
-    ssn = results[results["model"] == "ssn3d-unsup"]
-    assert ssn["final_ssn_loss"].between(0, 2 * np.log(9)).all()
-    assert results[results["model"] == "c3d"]["final_ssn_loss"].isna().all()
-
-    # every point keeps its per-query record, and re-evaluating its checkpoint gives the same numbers
-    row = results.iloc[1].to_dict()
-    assert len(row["per_query"]["query"]) == row["num_query"]
-    assert ms.point_per_query(ms.checkpoint_path(tmp_path / "runs", points[1]), row) == row["per_query"]
-    with pytest.raises(RuntimeError, match="not the recorded"):
-        ms.point_per_query(ms.checkpoint_path(tmp_path / "runs", points[1]), {**row, "mAP": row["mAP"] + 1})
-
-    claims = ms.central_claims(results, "smoke", aligned="ssn3d-unsup")
-    metrics = ms.study_metrics(results, points, "smoke", {"levels": [0.0, 1.0]}, claims, {"0": 25.0}, 1.0)
-    stored = json.loads(write_metrics(metrics, tmp_path / "out").read_text())
-    assert len(stored["points"]) == 4 and all(p["per_query"] == r for p, r in zip(
-        stored["points"], results.sort_values(["level", "model"], ascending=[True, False])["per_query"]))
-    assert {r["model"] for r in stored["per_model"]} == {"ssn3d-unsup", "c3d"}
-    stored_claims = claims_from_records(stored["claims"])
-    assert [c.name for c in stored_claims] == [f"{c}_{m}" for m in ms.METRICS
-                                               for c in ("c3d_degrades", "ssn3d_beats_c3d_misaligned",
-                                                         "ssn3d_drops_less")]
-    assert all(c.verdict == "inconclusive" and "training seed" in c.reason for c in stored_claims)  # one seed
-    assert stored["wall_time_s"] == 1.0 and all(p["wall_time_s"] > 0 for p in stored["points"])
-
-    # the explorer shows the sweep's SSN3D checkpoints and refuses the others
-    loaded = load_model(ms.checkpoint_path(tmp_path / "runs", points[0]))
-    assert loaded.part_names == [f"part {i}" for i in range(9)]          # unsupervised maps are unnamed
-    images, maps, extent, _ = clip_attention(loaded, worlds[0.0].query[0], range(4))
-    assert images.shape == (4, 3, 64, 32) and maps.shape[:2] == (4, 9)
+    models = ms.plan_models(["ssn3d-semi", "c3d"], [0], [0.0])
+    worlds = ms.plan_tests([0.0, 1.0])
+    work = tmp_path / "runs"
+    trainings = ms.train_models(models, "misalignment_smoke", work, overrides, progress=False)
+    assert trainings["model"].tolist() == [m.key for m in models] and (trainings["steps"] >= 1).all()
+    evals = ms.evaluate_models(models, worlds, work, progress=False)
+    ms.check_evaluations(evals, models, worlds, trainings)          # own world = the training's evaluation
+    # the same query tracklets at both levels, evaluated by the same trained model
+    assert evals.iloc[0]["per_query"]["query"] == evals.iloc[2]["per_query"]["query"]
+    ssn = evals[evals["variant"] == "ssn3d-semi"]
+    assert all(a["frames"] > 0 and 0 <= a["pck"] <= 1 and len(a["ssn"]) == len(a["query"]) for a in ssn["alignment"])
+    assert evals[evals["variant"] == "c3d"]["alignment"].isna().all()
     with pytest.raises(ValueError, match="no attention maps"):
-        load_model(ms.checkpoint_path(tmp_path / "runs", points[1]))
+        load_model(ms.checkpoint_path(work, models[1]))
 
-    alignment = ms.alignment_sweep(points, worlds, tmp_path / "runs", progress=False)
-    assert list(alignment["model"]) == ["ssn3d-unsup", "ssn3d-unsup"]      # SSN3D points only
-    assert (alignment["frames"] == sum(len(t) for t in worlds[0.0].query)).all()
-    assert alignment["pck"].between(0, 1).all() and alignment["chance_pck"].between(0.01, 0.5).all()
-    assert all(sorted(m) == list(range(9)) for m in alignment["matching"])   # a one-to-one matching
+    claims = ms.central_claims(evals, "smoke", 0.0, 0.0, 1.0) + ms.alignment_claims(evals, "smoke", 0.0)
+    assert all(c.verdict == "inconclusive" and "seed" in c.reason for c in claims)     # one seed
+    metrics = ms.study_metrics(trainings, evals, "smoke", {}, claims, 12.5, None, None, wall_time_s=1.0)
+    stored = json.loads(write_metrics(metrics, tmp_path / "out").read_text())
+    again = ms.evaluations_from_metrics(stored)
+    assert [c.to_dict() for c in ms.central_claims(again, "smoke", 0.0, 0.0, 1.0)
+            + ms.alignment_claims(again, "smoke", 0.0)] == [c.to_dict() for c in claims_from_records(stored["claims"])]
 
-    again = ms.run_sweep(points, "misalignment_smoke", tmp_path / "runs", overrides, progress=False)
-    assert again["resumed"].all() and again["mAP"].tolist() == results["mAP"].tolist()
-    assert yaml.safe_load((tmp_path / "runs" / points[0].key / "config.yaml").read_text())["train"]["epochs"] == 1
+    # resume: an unchanged checkpoint's evaluation is read back; a changed one is evaluated again
+    assert ms.evaluate_models(models, worlds, work, progress=False)["resumed"].all()
+    checkpoint = ms.checkpoint_path(work, models[1])
+    checkpoint.write_bytes(checkpoint.read_bytes())                  # same bytes: still resumed
+    assert ms.evaluate_models(models, worlds, work, progress=False)["resumed"].all()
+    (work / models[1].key / f"eval_{worlds[0].key}.json").write_text(json.dumps({"checkpoint_sha1": "other"}))
+    redone = ms.evaluate_models(models, worlds, work, progress=False)
+    assert redone["resumed"].tolist() == [True, False, True, True]
+    assert redone["rank1"].tolist() == evals["rank1"].tolist()
+    with pytest.raises(FileNotFoundError, match="train_models first"):
+        ms.evaluate_models(ms.plan_models(["tp"], [0], [0.0]), worlds, work, progress=False)

@@ -280,14 +280,16 @@ def cut_tracklets(sequences: Sequence[MOTSequence], out_dir: Path, min_frames: i
 def crop_boxes(sequences: Sequence[MOTSequence], min_visibility: float = MIN_VISIBILITY,
                min_height: float = MIN_HEIGHT, crops_root: Optional[Path] = None) -> pd.DataFrame:
     """The ground-truth box behind every crop ``cut_tracklets`` writes: sequence, id, frame,
-    x, y, w, h (and the crop's path relative to crops_root when given), for relating keypoints
-    in crop pixels to the frame."""
+    x, y, w, h, the crop's top-left pixel in the frame (crop_left, crop_top: the box clipped and
+    rounded) and, when crops_root is given, the crop's path relative to it: what relates
+    keypoints in crop pixels to the frame and to the box."""
     rows = []
     for seq in sequences:
         people = seq.pedestrians(min_visibility, min_height)
         for _, r in people.iterrows():
+            left, top, _, _ = crop_box((r["x"], r["y"], r["w"], r["h"]), seq.image_size)
             row = {"sequence": seq.name, "id": int(r["id"]), "frame": int(r["frame"]),
-                   "x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"]}
+                   "x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"], "crop_left": left, "crop_top": top}
             if crops_root is not None:
                 row["image"] = f"{seq.name}/{int(r['id']):04d}/{int(r['frame']):06d}.jpg"
             rows.append(row)

@@ -1,46 +1,54 @@
-"""The misalignment study (issue 5, notebook 05): the paper's central claim, measured.
+"""The misalignment study (notebook 05): the paper's central claim, measured.
 
-Claim: 3D convolution over unaligned feature maps (C3D) degrades as the person drifts
+Claim (Sec. 3): 3D convolution over unaligned feature maps (C3D) degrades as the person moves
 inside the box from frame to frame, and the SSN's part alignment recovers it.
 
-The synthetic world's ``misalignment`` knob jitters and drifts each frame's box (and, by
-default, adds occluders at 0.3 x the level); a tracklet's person, background and gait do
-not change with it, so the levels are paired: the same world seen through worse boxes. A
-sweep point is (level, model variant, training seed); every point trains with the same
-base config (backbone, budget, data), through the engine, and is evaluated on the test
-identities of its level's world.
+World. The synthetic world's ``misalignment`` knob jitters and drifts each frame's box (shift
+up to 25 % of the box, scale up to +-20 % at level 1); its occluders have their own knob
+(``occlusion_rate``), off in the main sweep. A tracklet's person, background and gait do not
+change with either knob, so two worlds that differ in them are the same people seen through
+other boxes: the same query tracklets (names, persons, lengths) at every level.
 
-Resume: each point writes ``<work_dir>/<key>/result.json`` when it has been evaluated; a
-later sweep skips it when the stored config is the one it would train now, so an
-interrupted batch continues where it stopped (and a point killed mid-training resumes from
-its engine checkpoint, ``toolkit.engine_runs.train_or_reuse``). A point whose config changed
-is retrained from scratch.
+Design. A model is trained once per (variant, seed, training level) through the engine
+(``TrainedModel``; the base config is the benchmark's frozen-backbone recipe) and then evaluated
+on the test identities of every test world (``TestWorld``: a misalignment level, and an
+occlusion rate for the occluder sweep). So a drop from one test level to another is measured
+within one trained model (its seed is paired with itself), free of training noise; training at a
+misaligned level too gives the matched comparison (trained and tested at 1 against trained and
+tested at 0), where seeds pair independently trained models. Every evaluation keeps each query's
+first-true-match rank and AP (``per_query``), so every verdict is recomputed from the records.
 
-Part alignment (``part_alignment``) scores the SSN's attention peaks against the world's exact
-keypoints with this study's own rules, passed to the toolkit explicitly: a keypoint counts when
-its visibility is above 0 (self-occluded parts too), and unsupervised maps are matched to parts
-on the very frames that are scored (study 03 counts only visibility above 0.5 and fits the
-matching on labelled crops).
+Mechanism. For every SSN3D model and test world, the peak of each attention map on every query
+frame is scored against the world's exact keypoint (PCK within ``radius`` x image height;
+visibility above 0 counts, as self-occluded parts keep exact coordinates; unsupervised maps are
+matched to parts on the scored frames), beside chance (a uniformly drawn window, exact) and a
+position prior (one fixed window per part: the mean position over the training frames of the
+model's training world). Units for the intervals: query tracklets (each its frames' mean), rows:
+seeds.
 
-Verdicts (``central_claims``): every point keeps its per-query record (``per_query``: each test
-query's first-true-match rank and AP, from the engine's evaluation; a point stored before the
-engine kept it is re-evaluated from its checkpoint, which must reproduce its recorded rank-1 and
-mAP exactly). The levels' worlds hold the same query tracklets (same names, persons and
-lengths; only the boxes differ), so settings are compared query by query (paired) with the
-toolkit's ``compare``: a t interval over the shared queries and the seed-paired runs.
-A drop (level low minus level high) pairs each seed with itself: the same initialisation and
-batch order at both levels, the study's design. Each claim is reproduced / contradicted /
-inconclusive by the toolkit's one rule; an inconclusive one says what n would decide it.
+Calibration. ``detector_calibration`` measures on real MOT17 frames (``ssn3dlib.data.mot``) how
+far the public Faster R-CNN boxes sit from the ground truth, per frame and from one frame to the
+next, and the same for the world's levels (``box_offset_sds``), in box heights; the figures mark
+where a real detector sits on the misalignment axis. It also measures the other source of
+misalignment, the keypoints' own motion inside a box that follows the person (MOT17: MediaPipe
+keypoints of consecutive ground-truth crops; the world: exact keypoints at level 0).
+
+Resume: trainings continue or are loaded by ``train_or_reuse``; each evaluation is stored in
+``<work_dir>/<model>/eval_<world>.json`` with the digest of the checkpoint it scored, and is
+reused while that checkpoint is unchanged.
 """
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from ..figures import new_figure
@@ -49,32 +57,40 @@ from .toolkit import (
     WALL_TIME_KEY,
     Claim,
     Comparison,
-    WindowGrid,
     chance_pck,
     claims_to_records,
-    compare,
     match_parts,
     pck,
+    position_prior,
     read_json,
     to_jsonable,
     visible_keypoints,
     write_json,
 )
-from .toolkit.engine_runs import chance_rank1, config_differences, epoch_losses, train_or_reuse  # chance_rank1: API
-from .toolkit.parallel import map_in_processes
+from .toolkit.engine_runs import chance_rank1, epoch_losses, train_or_reuse, was_loaded
+from .toolkit.parallel import check_workers, map_in_processes
 from .toolkit.records import RUNS_WALL_TIME_KEY
-from .toolkit.statistics import seeds_needed, units_needed
+from .toolkit.statistics import (
+    CONFIDENCE,
+    INCONCLUSIVE,
+    against_reference,
+    seeds_needed,
+    two_way_interval,
+    units_needed,
+)
 
 STUDY = "misalignment"
 METRICS = ("rank1", "mAP")
-RESULT_FILE = "result.json"
-#: Per-point CPU time (all threads of this process): the load-independent cost of a point.
-CPU_TIME_KEY = "cpu_time_s"
-#: Per-query record of a point's evaluation (the engine's: query, first_match_rank, ap).
+#: Per-query record of an evaluation (the engine's: query, first_match_rank, ap).
 PER_QUERY_KEY = "per_query"
-#: What the paper claims (Sec. 3), the statement each metric's verdict tests.
+#: Per-evaluation CPU time (all threads of the process): the load-independent cost.
+CPU_TIME_KEY = "cpu_time_s"
+SOURCE = "Sec. 3 claim"
+#: What the paper claims (Sec. 3), the statement each verdict tests a part of.
 PAPER_CLAIM = ("3D convolution over unaligned feature maps degrades as the person moves inside the box "
                "from frame to frame; the SSN's part alignment recovers the loss")
+#: Per-query score of each metric: a hit at rank 1 (1/0) or the query's AP (0..1).
+SCORE_OF = {"rank1": "hit at rank 1", "mAP": "AP"}
 
 
 @dataclass(frozen=True)
@@ -87,11 +103,19 @@ class Variant:
     color: str = "black"
 
     @property
+    def short(self) -> str:
+        """The label without its parenthesis ("C3D", "TP"), for sentences."""
+        return self.label.split(" (")[0]
+
+    @property
     def has_attention(self) -> bool:
         """Whether the model returns attention maps (what the alignment and the viewer need)."""
         from ..models import model_capabilities
 
         return model_capabilities(self.model, **({"strategy": self.strategy} if self.strategy else {})).attention_maps
+
+    def overrides(self) -> List[str]:
+        return [f"model.name={self.model}"] + ([f"model.strategy={self.strategy}"] if self.strategy else [])
 
 
 #: The compared models, in plotting order (colours fixed so every figure agrees).
@@ -103,301 +127,351 @@ VARIANTS: Dict[str, Variant] = {
     "st-attention": Variant("2D+1D attention", "st-attention", None, "tab:purple"),
 }
 
+
 # ============================================================================ the plan
 
+def _check_level(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} {value!r} is outside [0, 1]; the world's knobs run from 0 (off) to 1 (severe)")
+    return float(value)
+
+
+def _distinct(name: str, values: Sequence) -> list:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} is empty")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} {values} repeat a value; list each once")
+    return values
+
+
 @dataclass(frozen=True)
-class SweepPoint:
-    level: float
+class TrainedModel:
+    """One training: a variant and seed on the world at `train_level` (occluders off)."""
+
     variant: str
     seed: int
+    train_level: float
 
     @property
     def key(self) -> str:
-        """Folder name of the point: stable, sortable, no characters a shell dislikes."""
-        return f"m{self.level:.2f}_{self.variant}_s{self.seed}"
+        """Folder name: stable, sortable, no characters a shell dislikes."""
+        return f"train{self.train_level:.2f}_{self.variant}_s{self.seed}"
 
     def overrides(self) -> List[str]:
-        """Engine overrides that turn the base config into this point's config."""
-        v = VARIANTS[self.variant]
-        out = [f"data.world.misalignment={self.level!r}", f"model.name={v.model}", f"train.seed={self.seed}"]
-        if v.strategy is not None:
-            out.append(f"model.strategy={v.strategy}")
-        return out
+        """Engine overrides that turn the base config into this training's config."""
+        return ([f"data.world.misalignment={self.train_level!r}", "data.world.occlusion_rate=0.0"]
+                + VARIANTS[self.variant].overrides() + [f"train.seed={self.seed}"])
 
 
-def plan_sweep(levels: Sequence[float], variants: Sequence[str], seeds: Sequence[int]) -> List[SweepPoint]:
-    """Every (level, variant, seed), grouped by level (one world at a time), then variant, then seed.
+@dataclass(frozen=True)
+class TestWorld:
+    """A test condition: the same test identities seen at this misalignment and occlusion rate."""
 
-    The same seeds for every model and level keep the comparison paired.
-    """
-    levels, variants, seeds = list(levels), list(variants), list(seeds)
-    if not levels:
-        raise ValueError("levels is empty; give misalignment levels in [0, 1], e.g. [0.0, 0.5, 1.0]")
-    for level in levels:
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= level <= 1.0:
-            raise ValueError(f"misalignment level {level!r} is outside [0, 1]; the world's knob runs from "
-                             f"0 (fixed boxes) to 1 (severe jitter)")
-    if len(set(float(x) for x in levels)) != len(levels):
-        raise ValueError(f"levels {levels} repeat a value; list each level once")
-    if len(levels) < 2:
-        raise ValueError(f"a sweep needs at least two levels to show a trend, got {levels}")
+    misalignment: float
+    occlusion: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"m{self.misalignment:.2f}_o{self.occlusion:.2f}"
+
+    @property
+    def label(self) -> str:
+        return f"misalignment {self.misalignment:g}" + (f", occluders in {self.occlusion:.0%} of frames"
+                                                         if self.occlusion else "")
+
+    def overrides(self) -> List[str]:
+        return [f"data.world.misalignment={self.misalignment!r}", f"data.world.occlusion_rate={self.occlusion!r}"]
+
+
+def plan_models(variants: Sequence[str], seeds: Sequence[int], train_levels: Sequence[float]) -> List[TrainedModel]:
+    """Every (training level, variant, seed); the same seeds for every variant and level keep
+    the comparisons paired."""
+    variants = _distinct("models", variants)
     unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise ValueError(f"unknown model variants {unknown or variants}; choose from {', '.join(VARIANTS)}")
-    if len(set(variants)) != len(variants):
-        raise ValueError(f"models {variants} repeat a name; list each once")
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds {seeds} repeat a value; list each once")
-    return [SweepPoint(float(level), variant, int(seed))
-            for level in sorted(float(x) for x in levels) for variant in variants for seed in seeds]
+    if unknown:
+        raise ValueError(f"unknown model variants {unknown}; choose from {', '.join(VARIANTS)}")
+    seeds = _distinct("seeds", seeds)
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be integers >= 0, got {seeds}")
+    levels = [_check_level("training level", x) for x in _distinct("train_levels", train_levels)]
+    return [TrainedModel(v, int(s), level) for level in levels for v in variants for s in seeds]
 
 
-# ============================================================================ running
+def plan_tests(test_levels: Sequence[float], occlusions: Sequence[float] = (),
+               occlusion_level: Optional[float] = None) -> List[TestWorld]:
+    """The misalignment sweep (occluders off) at `test_levels`, then the occluder sweep: each rate
+    of `occlusions` at misalignment `occlusion_level` (default: the lowest test level)."""
+    levels = sorted(_check_level("test level", x) for x in _distinct("test_levels", test_levels))
+    if len(levels) < 2:
+        raise ValueError(f"a sweep needs at least two test levels to measure a drop, got {levels}")
+    at = levels[0] if occlusion_level is None else _check_level("occlusion_level", occlusion_level)
+    worlds = [TestWorld(level) for level in levels]
+    for rate in list(occlusions):
+        rate = _check_level("occlusion rate", rate)
+        if rate == 0.0:
+            raise ValueError("occlusion rate 0 is the misalignment sweep itself; list rates above 0")
+        worlds.append(TestWorld(at, rate))
+    return list(dict.fromkeys(worlds))
 
-def point_config(base, point: SweepPoint, overrides: Sequence[str] = ()):
-    """The point's RunConfig: base config, the sweep's extra overrides, then the point's own."""
+
+def model_config(base, model: TrainedModel, overrides: Sequence[str] = ()):
+    """The training's RunConfig: base config, the study's overrides, then the model's own."""
     from ..engine import load_config
 
-    return load_config(base, list(overrides) + point.overrides())
+    config = load_config(base, list(overrides) + model.overrides())
+    if config.data.name != "synthetic_world" or config.data.world is None:
+        raise ValueError(f"the misalignment study needs data.name: synthetic_world with data.world set (the knobs "
+                         f"are data.world.misalignment and occlusion_rate); {base!r} has data.name "
+                         f"{config.data.name!r}")
+    return config
 
 
-def point_status(point: SweepPoint, config, work_dir: Path) -> Tuple[str, Optional[Dict[str, Any]]]:
-    """("done", result) when a valid result exists; else ("todo" | "stale: <keys>", None)."""
-    result = read_json(Path(work_dir) / point.key / RESULT_FILE)
-    if result is None:
-        return "todo", None
-    changed = config_differences(result.get("config", {}), config.to_dict())
-    if changed:
-        return f"stale: config changed in {', '.join(changed[:4])}", None
-    return "done", result
-
-
-def train_point(point: SweepPoint, config, run_dir: Path) -> Dict[str, Any]:
-    """Train and evaluate one point with the engine (continuing or loading what run_dir holds
-    when its config gives the same numbers); the numbers a result row needs. The last epoch's
-    SSN loss says whether the SSN learned at all within the budget (a fresh SSN sits at log N):
-    what makes an SSN3D point mean something."""
-    result = train_or_reuse(config, run_dir)
-    final = result.final
-    per_query = final.get(PER_QUERY_KEY) or point_per_query(Path(run_dir) / "checkpoints" / "last.pt", final)
-    return {"rank1": final["rank1"], "rank5": final["rank5"], "mAP": final["mAP"], PER_QUERY_KEY: per_query,
-            "ap_definition": final["ap_definition"], "num_query": final["num_query"],
-            "num_gallery": final["num_gallery"], "epochs": result.epochs,
-            "train_time_s": result.train_seconds, "eval_time_s": final["eval_seconds"],
-            "device": result.device, **epoch_losses(run_dir, config.model.capabilities().ssn_loss)}
-
-
-def point_per_query(checkpoint: Union[str, Path], recorded: Dict[str, Any]) -> Dict[str, List]:
-    """The per-query record of a finished point, by evaluating its checkpoint again (with the
-    thread count it was trained with); the evaluation must give the recorded rank-1 and mAP
-    exactly, or the record would not be the one behind the point's numbers."""
-    import torch
-
-    from ..engine.checkpoint import load_checkpoint
-    from ..engine.evaluator import evaluate, per_query_metrics
-
-    threads = torch.get_num_threads()
-    wanted = (load_checkpoint(checkpoint)["config"].get("train") or {}).get("num_threads")
-    try:
-        if wanted:
-            torch.set_num_threads(wanted)
-        evaluation = evaluate(checkpoint, device="cpu", progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    per_query = evaluation[PER_QUERY_KEY]
-    again = {**{m: evaluation[m] for m in METRICS}, **{f"{m} from per_query": v
-                                                       for m, v in per_query_metrics(per_query).items()}}
-    off = {k: v for k, v in again.items() if v != recorded[k.split(" ")[0]]}
-    if off:
-        raise RuntimeError(f"{checkpoint}: evaluating the checkpoint again gives {off}, not the recorded "
-                           f"rank-1 {recorded['rank1']} and mAP {recorded['mAP']}; retrain the point (delete its "
-                           f"result.json) rather than pair queries from a different evaluation")
-    return per_query
-
-
-def with_per_query(result: Dict[str, Any], point: SweepPoint, work_dir: Path,
-                   evaluator: Callable[[Path, Dict[str, Any]], Dict[str, List]] = point_per_query) -> Dict[str, Any]:
-    """A stored result with its per-query record: added (and result.json rewritten) when the
-    point was stored before the engine kept one."""
-    if result.get(PER_QUERY_KEY):
-        return result
-    result = {**result, PER_QUERY_KEY: evaluator(checkpoint_path(work_dir, point), result)}
-    write_json(Path(work_dir) / point.key / RESULT_FILE, result)
-    return result
-
-
-def run_point(point: SweepPoint, config, work_dir: Path,
-              trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point) -> Dict[str, Any]:
-    """Train one point and write its result.json (atomically); returns the result row."""
-    run_dir = Path(work_dir) / point.key
-    start, cpu_start = time.perf_counter(), time.process_time()
-    numbers = trainer(point, config, run_dir)
-    v = VARIANTS[point.variant]
-    row = {"level": point.level, "model": point.variant, "label": v.label, "engine_model": v.model,
-           "strategy": v.strategy, "seed": point.seed, **numbers,
-           WALL_TIME_KEY: time.perf_counter() - start, CPU_TIME_KEY: time.process_time() - cpu_start,
-           "config": config.to_dict()}
-    write_json(run_dir / RESULT_FILE, row)
-    return row
-
-
-def prepare_worlds(base, levels: Iterable[float], overrides: Sequence[str] = (),
-                   progress: bool = True) -> Dict[float, Any]:
-    """Generate (or find in the cache) each level's world once, before any training, so no
-    point's wall time includes it; returns {level: dataset} (train/query/gallery tracklets)."""
+def test_config(config, world: TestWorld):
+    """A trained model's config with its data moved to a test world."""
     from ..engine import load_config
+
+    return load_config(config, world.overrides())
+
+
+def prepare_worlds(configs: Sequence, progress: bool = True) -> Dict[str, Any]:
+    """Generate (or find in the cache) every world the configs read, once each, before any run;
+    returns {world key: dataset}."""
     from ..engine.build import prepare_dataset
 
-    worlds = {}
-    for level in tqdm(sorted(set(float(x) for x in levels)), desc="worlds", unit="level", disable=not progress):
-        config = load_config(base, list(overrides) + [f"data.world.misalignment={level!r}"])
-        if config.data.name != "synthetic_world" or config.data.world is None:
-            raise ValueError(f"the misalignment study needs data.name: synthetic_world with data.world set "
-                             f"(the knob is data.world.misalignment); the config has data.name "
-                             f"{config.data.name!r} and data.world {config.data.world!r}")
-        worlds[level] = prepare_dataset(config.data, progress=False)
-    return worlds
+    out: Dict[str, Any] = {}
+    for config in tqdm(configs, desc="worlds", unit="world", disable=not progress):
+        w = config.data.world
+        key = TestWorld(float(w["misalignment"]), float(w.get("occlusion_rate") or 0.0)).key
+        if key not in out:
+            out[key] = prepare_dataset(config.data, progress=False)
+    return out
 
 
-def run_sweep(points: Sequence[SweepPoint], base, work_dir: Union[str, Path], overrides: Sequence[str] = (),
-              progress: bool = True,
-              trainer: Callable[[SweepPoint, Any, Path], Dict[str, Any]] = train_point,
-              evaluator: Callable[[Path, Dict[str, Any]], Dict[str, List]] = point_per_query,
-              workers: int = 1) -> pd.DataFrame:
-    """Every point's result (one row each, in the points' order, `resumed` True for those found
-    done), each with its per-query record (`evaluator` re-evaluates a stored point that lacks
-    one: ``with_per_query``). workers > 1 trains that many points at once in separate processes
-    (``toolkit.parallel``; `trainer` must then be a module-level function).
+# ============================================================================ training
 
-    base: a config name in configs/, a file or a dict; overrides apply to every point.
-    """
-    work_dir = Path(work_dir)
-    configs = [point_config(base, p, overrides) for p in points]  # all checked before any training
-    rows: List[Optional[Dict[str, Any]]] = [None] * len(points)
-    todo = []
-    for i, (point, config) in enumerate(zip(points, configs)):
-        status, result = point_status(point, config, work_dir)
-        if status == "done":
-            rows[i] = {**with_per_query(result, point, work_dir, evaluator), "resumed": True}
-            continue
-        if status != "todo" and progress:
-            tqdm.write(f"{point.key}: {status}; retraining")
-        if status != "todo":
-            (work_dir / point.key / RESULT_FILE).unlink(missing_ok=True)
-        todo.append(i)
-    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="misalignment sweep", unit="point",
-               disable=not progress)
-    calls = [(points[i], configs[i], work_dir, trainer) for i in todo]
-    for k, row in map_in_processes(run_point, calls, workers):
-        rows[todo[k]] = {**row, "resumed": False}
-        bar.set_postfix_str(points[todo[k]].key)
+def checkpoint_path(work_dir: Union[str, Path], model: TrainedModel) -> Path:
+    return Path(work_dir) / model.key / "checkpoints" / "last.pt"
+
+
+def _train(model: TrainedModel, config, work_dir: Path) -> Dict[str, Any]:
+    start, cpu = time.perf_counter(), time.process_time()
+    run_dir = Path(work_dir) / model.key
+    result = train_or_reuse(config, run_dir)
+    return {"model": model.key, "variant": model.variant, "seed": model.seed, "train_level": model.train_level,
+            "rank1": result.final["rank1"], "mAP": result.final["mAP"],
+            "epochs": result.epochs, "train_time_s": result.train_seconds, "resumed": was_loaded(result, config),
+            WALL_TIME_KEY: time.perf_counter() - start, CPU_TIME_KEY: time.process_time() - cpu,
+            **epoch_losses(run_dir, config.model.capabilities().ssn_loss)}
+
+
+def train_models(models: Sequence[TrainedModel], base, work_dir: Union[str, Path], overrides: Sequence[str] = (),
+                 workers: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Train (or load, or continue) every model; one row each, in the models' order."""
+    configs = [model_config(base, m, overrides) for m in models]      # all checked before any training
+    prepare_worlds(configs, progress)
+    rows: List[Optional[Dict]] = [None] * len(models)
+    bar = tqdm(total=len(models), desc="trainings", unit="model", disable=not progress)
+    for k, row in map_in_processes(_train, [(m, c, Path(work_dir)) for m, c in zip(models, configs)],
+                                   check_workers(workers)):
+        rows[k] = row
+        bar.set_postfix_str(models[k].key)
         bar.update()
     bar.close()
     return pd.DataFrame(rows)
 
 
-# ============================================================================ summaries
+# ============================================================================ evaluation
 
-RESULT_COLUMNS = ["level", "model", "strategy", "seed", "rank1", "mAP", WALL_TIME_KEY]
-
-
-def check_results(results: pd.DataFrame, points: Sequence[SweepPoint]) -> None:
-    """The study ran correctly: one row per planned point, metrics in [0, 100], times positive."""
-    got = sorted(zip(results["level"], results["model"], results["seed"]))
-    want = sorted((p.level, p.variant, p.seed) for p in points)
-    if got != want:
-        missing = sorted(set(want) - set(got))
-        extra = sorted(set(got) - set(want))
-        raise AssertionError(f"sweep results do not match the plan: missing {missing}, unexpected {extra}")
-    for metric in METRICS:
-        bad = results[~results[metric].between(0, 100)]
-        if len(bad):
-            raise AssertionError(f"{metric} outside [0, 100] at {bad[['level', 'model', 'seed']].values.tolist()}")
-    if not (results[WALL_TIME_KEY] > 0).all():
-        raise AssertionError("every point must have a positive wall time")
+def file_digest(path: Union[str, Path]) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
-def summary_by_level(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, level): mean, min and max over seeds of rank-1 and mAP (the figure's lines and bands)."""
-    agg = {f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "min", "max")}
-    out = results.groupby(["model", "level"], sort=False).agg(seeds=("seed", "nunique"), **agg).reset_index()
-    order = {v: i for i, v in enumerate(VARIANTS)}
-    return out.sort_values(["model", "level"], key=lambda c: c.map(order) if c.name == "model" else c,
-                           ignore_index=True)
+def _evaluate_world(world: TestWorld, models: Sequence[TrainedModel], work_dir: Path,
+                    radius_fraction: float, alignment_level: Optional[float]) -> List[Dict[str, Any]]:
+    """Every model on one test world, in one process (its frozen features are computed once and
+    shared by all the models); a stored evaluation of an unchanged checkpoint is read back. SSN3D
+    models trained at `alignment_level` also get their part alignment on worlds without occluders."""
+    import torch
 
+    from ..engine.evaluator import evaluate
 
-def _rows(results: pd.DataFrame, model: str, level: float) -> pd.DataFrame:
-    """One model's result rows at one level, one per seed."""
-    sel = results[(results["model"] == model) & np.isclose(results["level"], level)]
-    if sel.empty:
-        raise ValueError(f"no results for model {model!r} at misalignment {level}; run that point first")
-    if sel["seed"].duplicated().any():
-        raise ValueError(f"model {model!r} at misalignment {level} has a seed twice: {sel['seed'].tolist()}")
-    return sel
-
-
-def paired(results: pd.DataFrame, model: str, level: float, metric: str) -> pd.Series:
-    """One model's metric at one level, indexed by seed."""
-    sel = _rows(results, model, level)
-    return sel.set_index("seed")[metric].sort_index()
-
-
-def drop(results: pd.DataFrame, model: str, metric: str, low: float, high: float) -> pd.Series:
-    """Per seed: metric at `low` minus metric at `high` (positive = worse under misalignment)."""
-    a, b = paired(results, model, low, metric), paired(results, model, high, metric)
-    if list(a.index) != list(b.index):
-        raise ValueError(f"model {model!r} has seeds {list(a.index)} at {low} but {list(b.index)} at {high}; "
-                         f"the drop needs the same seeds at both levels")
-    return a - b
-
-
-def model_summary(results: pd.DataFrame) -> List[Dict[str, Any]]:
-    """Per model: mean metrics at the lowest and highest level, the paired drop (mean, min, max
-    over seeds) and the mean wall time of a point."""
-    low, high = float(results["level"].min()), float(results["level"].max())
     rows = []
-    for model in [m for m in VARIANTS if m in set(results["model"])]:
-        sel = results[results["model"] == model]
-        row: Dict[str, Any] = {"model": model, "label": VARIANTS[model].label,
-                               "seeds": sorted(int(s) for s in sel["seed"].unique()),
-                               f"mean_{WALL_TIME_KEY}": float(sel[WALL_TIME_KEY].mean())}
-        for metric in METRICS:
-            d = drop(results, model, metric, low, high)
-            row[metric] = {"mean_over_levels": float(sel[metric].mean()),
-                           f"at_{low:g}": float(paired(results, model, low, metric).mean()),
-                           f"at_{high:g}": float(paired(results, model, high, metric).mean()),
-                           "drop_mean": float(d.mean()), "drop_min": float(d.min()), "drop_max": float(d.max())}
-        rows.append(row)
+    for model in models:
+        checkpoint = checkpoint_path(work_dir, model)
+        stored_at = Path(work_dir) / model.key / f"eval_{world.key}.json"
+        digest = file_digest(checkpoint)
+        align = (VARIANTS[model.variant].has_attention and world.occlusion == 0.0
+                 and alignment_level is not None and np.isclose(model.train_level, alignment_level))
+        stored = read_json(stored_at)
+        if stored is not None and stored.get("checkpoint_sha1") == digest and \
+                stored.get("radius_fraction") == radius_fraction and (stored.get("alignment") is not None) == align:
+            rows.append({**stored, "resumed": True})
+            continue
+        start, cpu = time.perf_counter(), time.process_time()
+        threads = torch.get_num_threads()
+        try:
+            from ..engine.checkpoint import load_checkpoint
+
+            wanted = (load_checkpoint(checkpoint)["config"].get("train") or {}).get("num_threads")
+            if wanted:
+                torch.set_num_threads(wanted)
+            result = evaluate(checkpoint, world.overrides(), device="cpu", progress=False)
+            alignment = part_alignment(checkpoint, world, radius_fraction) if align else None
+        finally:
+            torch.set_num_threads(threads)
+        row = {"model": model.key, "variant": model.variant, "seed": model.seed, "train_level": model.train_level,
+               "test_misalignment": world.misalignment, "test_occlusion": world.occlusion, "world": world.key,
+               "rank1": result["rank1"], "rank5": result["rank5"], "mAP": result["mAP"],
+               "ap_definition": result["ap_definition"], "num_query": result["num_query"],
+               "num_gallery": result["num_gallery"], PER_QUERY_KEY: result[PER_QUERY_KEY],
+               "alignment": alignment, "radius_fraction": radius_fraction, "checkpoint_sha1": digest,
+               WALL_TIME_KEY: time.perf_counter() - start, CPU_TIME_KEY: time.process_time() - cpu}
+        write_json(stored_at, to_jsonable(row))
+        rows.append({**row, "resumed": False})
     return rows
 
 
-# ============================================================================ the verdicts
+def evaluate_models(models: Sequence[TrainedModel], worlds: Sequence[TestWorld], work_dir: Union[str, Path],
+                    radius_fraction: float = 0.1, workers: int = 1, progress: bool = True,
+                    alignment_level: Optional[float] = None) -> pd.DataFrame:
+    """Every trained model on every test world (one process per world at a time); one row per
+    (model, world) with its per-query record and, for the SSN3D models trained at
+    `alignment_level` (default: the lowest training level), their part alignment on the worlds
+    without occluders (the mechanism claims use those)."""
+    if alignment_level is None:
+        alignment_level = min(m.train_level for m in models)
+    missing = [m.key for m in models if not checkpoint_path(work_dir, m).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no checkpoint for {missing[:3]} under {work_dir}; train_models first")
+    rows: List[Dict] = []
+    bar = tqdm(total=len(worlds), desc="test worlds", unit="world", disable=not progress)
+    calls = [(w, list(models), Path(work_dir), radius_fraction, alignment_level) for w in worlds]
+    for _, part in map_in_processes(_evaluate_world, calls, check_workers(workers)):
+        rows += part
+        bar.update()
+    bar.close()
+    order = {(m.key, w.key): i for i, (m, w) in enumerate((m, w) for w in worlds for m in models)}
+    return pd.DataFrame(sorted(rows, key=lambda r: order[(r["model"], r["world"])])).reset_index(drop=True)
 
-#: Per-query score of each metric: a hit at rank 1 (1/0) or the query's AP (0..1).
-SCORE_OF = {"rank1": "hit at rank 1", "mAP": "AP"}
-#: Paper statements of the central claim's parts (Sec. 3), one tested comparison each.
-STATEMENTS = {
-    "degrades": "3D convolution over unaligned feature maps (C3D) degrades as the person moves inside the box "
-                "from frame to frame",
-    "beats": "the SSN's part alignment recovers the loss: under misalignment SSN3D beats C3D",
-    "drops_less": "the SSN's part alignment recovers the loss: SSN3D loses less than C3D as misalignment grows",
-}
+
+# ============================================================================ part alignment
+
+def split_keypoints(dataset, split: str, part_set: str) -> Dict[str, np.ndarray]:
+    """{frame path: (N, 3) x, y, visibility} of one split's frames, from the world's keypoints.csv
+    (only that split's rows are grouped: the whole table takes seconds)."""
+    from ..data.keypoints import parts_by_image, read_keypoint_table
+
+    root = Path(dataset.root)
+    frames = {str(Path(f).relative_to(root)) for t in getattr(dataset, split) for f in t.frames}
+    table = read_keypoint_table(root / "keypoints.csv")
+    parts = parts_by_image(table[table["image"].isin(frames)], part_set)
+    return {str(root / image): p for image, p in parts.items()}
 
 
-def query_scores(results: pd.DataFrame, model: str, level: float, metric: str) -> pd.DataFrame:
-    """(seeds x queries) per-query scores of one model at one level: a hit at rank 1 (1/0) for
-    rank1, the query's AP (0..1) for mAP; rows indexed by seed, columns by query name; queries
-    without a true match (no rank, no AP) are left out, as the evaluation leaves them out."""
+@lru_cache(maxsize=8)
+def _world_parts(data_key: str, split: str, part_set: str) -> Tuple[Any, Dict[str, np.ndarray]]:
+    """(dataset, split_keypoints) of a world, per process: every model scored on one world (or
+    fitted on one training world) reads its table once. Keyed by the data section (``_as_key``)."""
+    import json
+
+    from ..engine.build import prepare_dataset
+    from ..engine.config import DataConfig
+
+    dataset = prepare_dataset(DataConfig(**json.loads(data_key)), progress=False)
+    return dataset, split_keypoints(dataset, split, part_set)
+
+
+def _as_key(data) -> str:
+    """A data section as a JSON string: a hashable cache key that rebuilds the section."""
+    import json
+
+    return json.dumps(asdict(data), sort_keys=True)
+
+
+def part_alignment(checkpoint: Union[str, Path], world: TestWorld, radius_fraction: float = 0.1,
+                   chunk: int = 64) -> Dict[str, Any]:
+    """Does each attention map land on its body part in every query frame of `world`, however
+    the box moved? Per query tracklet (in query order): the SSN's PCK, a position prior's (one
+    fixed window per part, fitted on the training frames of the model's own training world) and
+    chance's (exact), with this study's rules (module doc); plus the overall values and the
+    matching of unnamed maps."""
+    from ..data.clip_dataset import read_frame
+    from ..explorer import frame_maps, load_model
+
+    loaded = load_model(checkpoint)
+    config = loaded.config
+    if not config.model.shared_classifier:
+        raise ValueError(f"{checkpoint}: per-frame classifiers make a frame's maps depend on its place in "
+                         f"the clip; part_alignment measures shared-classifier models only")
+    part_set, grid = config.data.part_set, loaded.window_grid
+    dataset, keypoints = _world_parts(_as_key(test_config(config, world).data), "query", part_set)
+    paths = [f for t in dataset.query for f in t.frames]
+    missing = [p for p in paths if p not in keypoints]
+    if missing:
+        raise ValueError(f"no keypoints for {missing[0]} ({len(missing)} query frames lack them) in "
+                         f"{dataset.root}/keypoints.csv")
+    # A frame's maps do not depend on the other frames of its clip (the SSN runs per frame, one
+    # shared classifier), so frames go through in long chunks, whatever their tracklet.
+    maps = np.concatenate([frame_maps(loaded, [read_frame(p) for p in paths[s:s + chunk]]).numpy()
+                           for s in range(0, len(paths), chunk)])
+    truth = np.stack([keypoints[p] for p in paths])
+    visible = visible_keypoints(truth, min_visibility=0.0)
+    peaks = grid.peak_pixels(maps)
+    match = np.arange(peaks.shape[1])
+    if not config.model.capabilities().keypoints_in_training:       # unnamed maps
+        match = match_parts(peaks, truth, visible)
+        peaks = peaks[:, match]
+    fit = np.stack(list(_world_parts(_as_key(config.data), "train", part_set)[1].values()))
+    prior = position_prior(fit, visible_keypoints(fit, 0.0), grid)
+    radius = radius_fraction * config.data.size[0]
+    tracklet_of = np.repeat(np.arange(len(dataset.query)), [len(t) for t in dataset.query])
+
+    def per_tracklet(frame_hits: np.ndarray) -> List[float]:
+        """Each query tracklet's mean over its frames' visible parts (frame_hits: (F, N) in 0..1)."""
+        out = []
+        for k in range(len(dataset.query)):
+            rows = tracklet_of == k
+            out.append(float(frame_hits[rows][visible[rows]].mean()) if visible[rows].any() else float("nan"))
+        return out
+
+    dist = np.linalg.norm(peaks - np.nan_to_num(truth[..., :2]), axis=-1)
+    prior_dist = np.linalg.norm(prior[None] - np.nan_to_num(truth[..., :2]), axis=-1)
+    near = (np.linalg.norm(np.nan_to_num(truth[..., None, :2]) - grid.all_centres(), axis=-1) <= radius).mean(-1)
+    return {"query": [t.name for t in dataset.query],
+            "ssn": per_tracklet((dist <= radius).astype(float)),
+            "prior": per_tracklet((prior_dist <= radius).astype(float)),
+            "chance": per_tracklet(near),
+            "pck": pck(peaks, truth, visible, radius)["overall"],
+            "prior_pck": pck(np.broadcast_to(prior, peaks.shape), truth, visible, radius)["overall"],
+            "chance_pck": chance_pck(truth, visible, grid, radius)["overall"],
+            "radius_px": float(radius), "frames": int(len(paths)), "matching": [int(m) for m in match]}
+
+
+# ============================================================================ scores
+
+def _select(evals: pd.DataFrame, variant: str, train_level: float, world: TestWorld) -> pd.DataFrame:
+    """One variant's evaluation rows (one per seed) for models trained at `train_level`, on `world`."""
+    sel = evals[(evals["variant"] == variant) & np.isclose(evals["train_level"], train_level)
+                & np.isclose(evals["test_misalignment"], world.misalignment)
+                & np.isclose(evals["test_occlusion"], world.occlusion)]
+    if sel.empty:
+        raise ValueError(f"no evaluation of {variant!r} trained at {train_level:g} on {world.label}; run it first")
+    if sel["seed"].duplicated().any():
+        raise ValueError(f"{variant!r} trained at {train_level:g} on {world.label} has a seed twice")
+    return sel.sort_values("seed")
+
+
+def query_scores(evals: pd.DataFrame, variant: str, train_level: float, world: TestWorld,
+                 metric: str) -> pd.DataFrame:
+    """(seeds x queries) per-query scores: a hit at rank 1 (1/0) for rank1, the AP (0..1) for mAP;
+    rows indexed by seed, columns by query name; queries without a true match left out, as the
+    evaluation leaves them out."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    sel = _rows(results, model, level)
     rows = {}
-    for seed, record in zip(sel["seed"], sel.get(PER_QUERY_KEY, pd.Series([None] * len(sel)))):
-        if not isinstance(record, dict):
-            raise ValueError(f"model {model!r} at misalignment {level}, seed {seed} has no per-query record; "
-                             f"run_sweep adds it (re-evaluating a stored point)")
+    sel = _select(evals, variant, train_level, world)
+    for seed, record in zip(sel["seed"], sel[PER_QUERY_KEY]):
         ranks = np.asarray(record["first_match_rank"])
         matched = ranks > 0
         values = (ranks == 1).astype(float) if metric == "rank1" else np.array(
@@ -405,185 +479,449 @@ def query_scores(results: pd.DataFrame, model: str, level: float, metric: str) -
         rows[int(seed)] = pd.Series(values[matched], index=np.asarray(record["query"])[matched])
     frame = pd.DataFrame(rows).T.sort_index()
     if frame.isna().any().any():
-        raise ValueError(f"model {model!r} at misalignment {level}: the seeds' evaluations hold different queries")
+        raise ValueError(f"{variant!r} on {world.label}: the seeds' evaluations hold different queries")
     return frame
 
 
-def _same_queries(*frames: pd.DataFrame) -> List[np.ndarray]:
-    """The frames' scores as (seeds, queries) arrays over one shared query order (paired)."""
-    names = sorted(frames[0].columns)
+def alignment_scores(evals: pd.DataFrame, variant: str, train_level: float, world: TestWorld,
+                     which: str) -> pd.DataFrame:
+    """(seeds x query tracklets) part alignment: which = "ssn", "prior" or "chance"."""
+    rows = {}
+    sel = _select(evals, variant, train_level, world)
+    for seed, record in zip(sel["seed"], sel["alignment"]):
+        if not isinstance(record, dict):
+            raise ValueError(f"{variant!r} has no part alignment (not an SSN3D model?)")
+        rows[int(seed)] = pd.Series(record[which], index=record["query"], dtype=float)
+    return pd.DataFrame(rows).T.sort_index().dropna(axis=1)
+
+
+def paired_arrays(*frames: pd.DataFrame) -> List[np.ndarray]:
+    """The frames as (seeds, units) arrays over one shared unit order and the same seeds (paired)."""
+    names, seeds = sorted(frames[0].columns), list(frames[0].index)
     for f in frames[1:]:
         if sorted(f.columns) != names:
-            raise ValueError(f"paired settings must be scored on the same queries; got {len(names)} and "
-                             f"{len(f.columns)} queries ({sorted(set(names) ^ set(f.columns))[:4]} differ)")
+            raise ValueError(f"paired settings must be scored on the same units; got {len(names)} and "
+                             f"{len(f.columns)} ({sorted(set(names) ^ set(f.columns))[:4]} differ)")
+        if list(f.index) != seeds:
+            raise ValueError(f"paired settings need the same seeds, got {seeds} and {list(f.index)}")
     return [f[names].to_numpy(dtype=float) for f in frames]
 
 
-def level_drop(results: pd.DataFrame, model: str, metric: str, low: float, high: float) -> pd.DataFrame:
-    """(seeds x queries) per-query drop, score at `low` minus score at `high` (positive = worse
-    under misalignment), each seed paired with itself (same initialisation and batch order)."""
-    a, b = query_scores(results, model, low, metric), query_scores(results, model, high, metric)
-    if list(a.index) != list(b.index):
-        raise ValueError(f"model {model!r} has seeds {list(a.index)} at {low} but {list(b.index)} at {high}; "
-                         f"the drop needs the same seeds at both levels")
-    a_arr, b_arr = _same_queries(a, b)
-    return pd.DataFrame(a_arr - b_arr, index=a.index, columns=sorted(a.columns))
+# ============================================================================ the verdicts
+
+#: The paper's statements (Sec. 3) each comparison tests a part of.
+STATEMENTS = {
+    "degrades": "3D convolution over unaligned feature maps (C3D) degrades as the person moves inside the box "
+                "from frame to frame",
+    "beats": "the SSN's part alignment recovers the loss: under misalignment SSN3D beats C3D",
+    "drops_less": "the SSN's part alignment recovers the loss: SSN3D loses less than C3D as misalignment grows",
+    "aligns": "the SSN finds the same body part in every frame, wherever the box moved it (its maps land on "
+              "the parts)",
+}
+#: Smallest effect (points) whose n an inconclusive reason computes: the target MDE of a
+#: rank-1 comparison; a smaller observed effect is not worth a design of its own.
+DECIDE_FLOOR = 10.0
 
 
 def _seed_sd(*arrays: np.ndarray) -> float:
-    """Pooled standard deviation (points) of single seeds' means within each setting; NaN with one seed."""
+    """Pooled SD (points) of single seeds' means within each setting; NaN with one seed."""
     variances = [np.var(100 * a.mean(axis=1), ddof=1) for a in arrays if len(a) > 1]
     return float(np.sqrt(np.mean(variances))) if variances else float("nan")
 
 
-#: Smallest effect (points) whose n an inconclusive reason computes: issue 11's target MDE for
-#: a rank-1 comparison; a smaller observed effect is not worth a design of its own.
-DECIDE_FLOOR = 10.0
-
-
-def what_would_decide(cmp: Comparison, seed_sd: float, floor: float = DECIDE_FLOOR) -> str:
-    """For an inconclusive comparison: the design's MDE and the n that would detect the
-    observed effect (or `floor` points when it is smaller) at 80% power: training seeds per
-    setting at the observed seed scatter (``seeds_needed``) and test queries (the MDE scales as
-    1/sqrt(queries))."""
-    queries = cmp.n["queries"]
-    observed = abs(cmp.effect)
-    target = max(observed, floor)
-    what = (f"the observed {observed:.1f} points" if observed >= floor
+def what_would_decide(cmp: Comparison, seed_sd: float, unit: str = "queries", floor: float = DECIDE_FLOOR) -> str:
+    """For an inconclusive comparison: its MDE and the n that would detect the observed effect
+    (or `floor` points when it is smaller) at 80% power: seeds (``seeds_needed`` at the observed
+    seed scatter) and test units (the MDE scales as 1/sqrt(units))."""
+    units = cmp.n[unit]
+    target = max(abs(cmp.effect), floor)
+    what = (f"the observed {abs(cmp.effect):.1f} points" if abs(cmp.effect) >= floor
             else f"a {floor:g}-point effect (the observed one is {cmp.effect:+.1f})")
-    seeds = (f"about {seeds_needed(seed_sd, target)} seeds per setting at the observed seed scatter "
-             f"({seed_sd:.1f} points per seed, itself from {min(cmp.n['seeds_a'], cmp.n['seeds_b'])} seeds)"
-             if np.isfinite(seed_sd) and seed_sd > 0 else "more seeds (their scatter is unmeasured here)")
-    more_queries = (f"about {units_needed(queries, cmp.mde, target)} test queries (the MDE scales as "
-                    f"1/sqrt(queries))" if cmp.mde > 0 else
-                    "not more queries: the queries' scores do not differ between the two settings here")
-    return (f"{cmp.reason or 'the 95% interval includes 0'}: with {queries} queries and "
-            f"{cmp.n['seeds_a']} and {cmp.n['seeds_b']} seeds the minimum detectable effect is {cmp.mde:.1f} "
-            f"points. Detecting {what} at 80% power takes {seeds} and {more_queries}; issue 13 redesigns this "
-            f"study to decide it.")
+    seeds = cmp.n.get("seeds", cmp.n.get("seeds_a"))
+    more_seeds = (f"about {seeds_needed(seed_sd, target)} seeds at the observed seed scatter ({seed_sd:.1f} "
+                  f"points per seed)" if np.isfinite(seed_sd) and seed_sd > 0 else "more seeds")
+    more_units = f"about {units_needed(units, cmp.mde, target)} {unit}" if cmp.mde > 0 else f"not more {unit}"
+    return (f"{cmp.reason or 'the 95% interval includes 0'}: with {units} {unit} and {seeds} seeds the minimum "
+            f"detectable effect is {cmp.mde:.1f} points; detecting {what} at 80% power takes {more_seeds} or "
+            f"{more_units}")
 
 
-def _claim(name: str, source: str, statement: Optional[str], cmp: Comparison, seed_sd: float, detail: str,
-           data: str) -> Claim:
-    reason = what_would_decide(cmp, seed_sd) if cmp.verdict == "inconclusive" else ""
-    return Claim(name, source, statement or NOT_IN_PAPER, None, detail=f"{detail}: {cmp.describe()}",
-                 data=data, paper_claim=statement is not None, reason=reason, comparison=cmp.to_dict())
+def _claim(name: str, statement: Optional[str], cmp: Comparison, seed_sd: float, detail: str, data: str,
+           unit: str = "queries", source: str = SOURCE) -> Claim:
+    reason = what_would_decide(cmp, seed_sd, unit) if cmp.verdict == INCONCLUSIVE else ""
+    return Claim(name, source if statement else f"{source} (our check)", statement or NOT_IN_PAPER, None,
+                 detail=f"{detail}: {cmp.describe()}", data=data, paper_claim=statement is not None,
+                 reason=reason, comparison=cmp.to_dict())
 
 
-def _short(model: str) -> str:
-    """A model's name in a sentence: its label without the parenthesis ("C3D", "TP")."""
-    return VARIANTS[model].label.split(" (")[0]
+def _difference(a: np.ndarray, b: np.ndarray) -> Comparison:
+    """a - b over seed-paired rows and shared units: the two-way t interval of the differences
+    (``against_reference`` of a - b against 0)."""
+    return against_reference(a - b, 0.0, unit="queries")
 
 
-def central_claims(results: pd.DataFrame, profile: str, metrics: Sequence[str] = METRICS,
-                   unaligned: str = "c3d", aligned: str = "ssn3d-semi", control: str = "tp") -> List[Claim]:
-    """The central claim's parts, each a paired comparison (``compare``) between the lowest and
-    highest level, per metric (each metric its own claim, none deciding another's):
+def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: float, high: float,
+                   metrics: Sequence[str] = METRICS, unaligned: str = "c3d", aligned: str = "ssn3d-semi",
+                   control: str = "tp", matched_level: Optional[float] = None,
+                   occlusion: Optional[TestWorld] = None) -> List[Claim]:
+    """The central claim's parts, each a comparison of seed-paired per-query scores (module doc),
+    for models trained at `train_level` and tested at `low` and `high` misalignment:
 
-    - ``c3d_degrades_<m>``: C3D at the lowest level minus C3D at the highest (paper: > 0);
-    - ``ssn3d_beats_c3d_misaligned_<m>``: SSN3D minus C3D at the highest level (> 0);
-    - ``ssn3d_drops_less_<m>``: C3D's drop minus SSN3D's drop (> 0);
-    - ``control_c3d_drop_vs_tp_<m>`` (our control, when TP ran): C3D's drop minus TP's, is the
-      loss specific to 3D convolution (TP pools frames and has no temporal kernel to misalign)?
+    - ``c3d_degrades_<m>``: C3D tested at low minus at high (paper: > 0), within each model;
+    - ``control_c3d_drop_vs_tp_<m>`` (our control): C3D's drop minus TP's (TP pools frames: no
+      temporal kernel to misalign), is the loss specific to 3D convolution?
+    - ``ssn3d_beats_c3d_at_<level>_<m>``: SSN3D minus C3D at every test level;
+    - ``ssn3d_drops_less_<m>``: C3D's drop minus SSN3D's;
+    - with `matched_level`: ``c3d_degrades_matched_<m>``, C3D trained and tested at low minus C3D
+      trained and tested at matched_level, and ``ssn3d_drops_less_matched_<m>`` (independently
+      trained models paired by seed: training noise is in the interval);
+    - with `occlusion` (a TestWorld): ``ssn3d_beats_c3d_occluded_<m>`` (our check).
 
-    Models missing from the sweep leave out the claims that need them.
+    Variants missing from the evaluations leave out the claims that need them.
     """
-    low, high = float(results["level"].min()), float(results["level"].max())
-    if low == high:
-        raise ValueError("the verdicts compare two misalignment levels; the results hold only one")
-    present = set(results["model"])
-    ul, al = _short(unaligned), _short(aligned)
+    present = set(evals["variant"])
+    u, a, c = VARIANTS[unaligned].short, VARIANTS[aligned].short, VARIANTS[control].short
+    lo, hi = TestWorld(low), TestWorld(high)
+    levels = sorted(set(evals.loc[np.isclose(evals["train_level"], train_level)
+                                  & np.isclose(evals["test_occlusion"], 0.0), "test_misalignment"]))
     claims = []
     for metric in metrics:
-        data = (f"synthetic world, misalignment {low:g} against {high:g} (the same query tracklets at every "
-                f"level), per-query {SCORE_OF[metric]} ({metric}); profile {profile}")
-        u_low, u_high = _same_queries(query_scores(results, unaligned, low, metric),
-                                      query_scores(results, unaligned, high, metric))
-        cmp = compare(u_low, u_high)
-        claims.append(_claim(
-            f"c3d_degrades_{metric}", "Sec. 3 claim", STATEMENTS["degrades"], cmp, _seed_sd(u_low, u_high),
-            f"{ul}'s {metric} is {100 * u_low.mean():.1f} at misalignment {low:g} and {100 * u_high.mean():.1f} at "
-            f"{high:g}; level {low:g} minus level {high:g}", data))
+        data = (f"synthetic world, trained at misalignment {train_level:g}, tested at {low:g} and {high:g} (the "
+                f"same query tracklets at every level, occluders off), per-query {SCORE_OF[metric]} ({metric}); "
+                f"profile {profile}")
+
+        def scores(variant, world, level=train_level, metric=metric):
+            return query_scores(evals, variant, level, world, metric)
+
+        u_lo, u_hi = paired_arrays(scores(unaligned, lo), scores(unaligned, hi))
+        claims.append(_claim(f"c3d_degrades_{metric}", STATEMENTS["degrades"], _difference(u_lo, u_hi),
+                             _seed_sd(u_lo, u_hi),
+                             f"{u}'s {metric} is {100 * u_lo.mean():.1f} at misalignment {low:g} and "
+                             f"{100 * u_hi.mean():.1f} at {high:g}; low minus high", data))
+        if control in present:
+            t_lo, t_hi, *_ = paired_arrays(scores(control, lo), scores(control, hi), scores(unaligned, lo))
+            claims.append(_claim(
+                f"control_c3d_drop_vs_tp_{metric}", None, _difference(u_lo - u_hi, t_lo - t_hi),
+                _seed_sd(u_lo - u_hi, t_lo - t_hi),
+                f"Control, is the loss specific to 3D convolution? From misalignment {low:g} to {high:g} {u}'s "
+                f"{metric} drops {100 * (u_lo - u_hi).mean():+.1f} points and {c}'s {100 * (t_lo - t_hi).mean():+.1f}; "
+                f"{u}'s drop minus {c}'s", data))
         if aligned in present:
-            a_high, _ = _same_queries(query_scores(results, aligned, high, metric),
-                                      query_scores(results, unaligned, high, metric))
-            cmp = compare(a_high, u_high)
+            for level in levels:
+                w = TestWorld(float(level))
+                s, x = paired_arrays(scores(aligned, w), scores(unaligned, w))
+                claims.append(_claim(
+                    f"ssn3d_beats_c3d_at_{level:g}_{metric}", STATEMENTS["beats"], _difference(s, x), _seed_sd(s, x),
+                    f"At misalignment {level:g} {a}'s {metric} is {100 * s.mean():.1f} and {u}'s {100 * x.mean():.1f}",
+                    data))
+            s_lo, s_hi, *_ = paired_arrays(scores(aligned, lo), scores(aligned, hi), scores(unaligned, lo))
             claims.append(_claim(
-                f"ssn3d_beats_c3d_misaligned_{metric}", "Sec. 3 claim", STATEMENTS["beats"], cmp,
-                _seed_sd(a_high, u_high), f"At misalignment {high:g} {al}'s {metric} is {100 * a_high.mean():.1f} "
-                f"and {ul}'s {100 * u_high.mean():.1f}", data))
-        u_drop = level_drop(results, unaligned, metric, low, high)
-        for other, name, statement, lead in (
-                (aligned, f"ssn3d_drops_less_{metric}", STATEMENTS["drops_less"], ""),
-                (control, f"control_c3d_drop_vs_tp_{metric}", None,
-                 "Control, is the loss specific to 3D convolution? ")):
-            if other not in present:
-                continue
-            c_drop, o_drop = _same_queries(u_drop, level_drop(results, other, metric, low, high))
-            cmp = compare(c_drop, o_drop)
-            ol = _short(other)
-            claims.append(_claim(
-                name, "Sec. 3 claim" if statement else "Sec. 3 claim (our control)", statement, cmp,
-                _seed_sd(c_drop, o_drop),
-                f"{lead}From misalignment {low:g} to {high:g} {ul}'s {metric} drops {100 * c_drop.mean():+.1f} points "
-                f"and {ol}'s {100 * o_drop.mean():+.1f} (each seed's drop on the same queries); {ul}'s drop minus "
-                f"{ol}'s", data))
+                f"ssn3d_drops_less_{metric}", STATEMENTS["drops_less"], _difference(u_lo - u_hi, s_lo - s_hi),
+                _seed_sd(u_lo - u_hi, s_lo - s_hi),
+                f"From misalignment {low:g} to {high:g} {u}'s {metric} drops {100 * (u_lo - u_hi).mean():+.1f} points "
+                f"and {a}'s {100 * (s_lo - s_hi).mean():+.1f}; {u}'s drop minus {a}'s", data))
+        if matched_level is not None:
+            mdata = (f"synthetic world, trained and tested at misalignment {low:g} against trained and tested at "
+                     f"{matched_level:g} (separate trainings paired by seed), per-query {SCORE_OF[metric]} "
+                     f"({metric}); profile {profile}")
+            mw = TestWorld(matched_level)
+            m_lo, m_hi = paired_arrays(scores(unaligned, lo, low), scores(unaligned, mw, matched_level))
+            claims.append(_claim(f"c3d_degrades_matched_{metric}", STATEMENTS["degrades"],
+                                 _difference(m_lo, m_hi), _seed_sd(m_lo, m_hi),
+                                 f"{u} trained and tested at {low:g} scores {100 * m_lo.mean():.1f} {metric}, trained "
+                                 f"and tested at {matched_level:g} {100 * m_hi.mean():.1f}", mdata))
+            if aligned in present:
+                n_lo, n_hi, *_ = paired_arrays(scores(aligned, lo, low), scores(aligned, mw, matched_level),
+                                               scores(unaligned, lo, low))
+                claims.append(_claim(
+                    f"ssn3d_drops_less_matched_{metric}", STATEMENTS["drops_less"],
+                    _difference(m_lo - m_hi, n_lo - n_hi), _seed_sd(m_lo - m_hi, n_lo - n_hi),
+                    f"Trained and tested at {matched_level:g} instead of {low:g}, {u}'s {metric} drops "
+                    f"{100 * (m_lo - m_hi).mean():+.1f} points and {a}'s {100 * (n_lo - n_hi).mean():+.1f}; {u}'s "
+                    f"drop minus {a}'s", mdata))
+        if occlusion is not None and aligned in present:
+            odata = (f"synthetic world, trained at misalignment {train_level:g} without occluders, tested with "
+                     f"{occlusion.label}; per-query {SCORE_OF[metric]} ({metric}); profile {profile}")
+            s, x = paired_arrays(scores(aligned, occlusion), scores(unaligned, occlusion))
+            claims.append(_claim(f"ssn3d_beats_c3d_occluded_{metric}", None, _difference(s, x), _seed_sd(s, x),
+                                 f"With {occlusion.label} {a}'s {metric} is {100 * s.mean():.1f} and {u}'s "
+                                 f"{100 * x.mean():.1f}", odata))
     return claims
 
 
-def study_metrics(results: pd.DataFrame, points: Sequence[SweepPoint], profile: str, params: Dict[str, Any],
-                  claims: Sequence[Claim], chance: Dict[str, float], wall_time_s: float,
-                  alignment: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
-    """What metrics.json holds: every point with its per-query record (what every verdict is
-    recomputed from), the per-model summary, the claims (``central_claims``), the SSN's part
-    alignment (when measured), the setup."""
-    keep = ["level", "model", "label", "strategy", "seed", "rank1", "rank5", "mAP", "ap_definition",
-            "num_query", "num_gallery", "epochs", "steps", "first_triplet_loss", "final_triplet_loss",
-            "first_ssn_loss", "final_ssn_loss", "train_time_s", "eval_time_s", WALL_TIME_KEY, CPU_TIME_KEY,
-            "resumed", PER_QUERY_KEY]
-    point_rows = [{k: r[k] for k in keep if k in r} for r in results.to_dict("records")]
-    config = results["config"].iloc[0] if "config" in results else None
+def alignment_claims(evals: pd.DataFrame, profile: str, train_level: float, variant: str = "ssn3d-semi"
+                     ) -> List[Claim]:
+    """The mechanism at every test level (occluders off), over query tracklets x seeds:
+    ``ssn_aligns_at_<level>`` (paper): the SSN's PCK minus chance's;
+    ``ssn_beats_position_prior_at_<level>`` (our stricter check): minus the position prior's,
+    which knows where parts usually sit in a box and loses them when the box moves."""
+    if variant not in set(evals["variant"]):
+        return []
+    label = VARIANTS[variant].short
+    levels = sorted(set(evals.loc[(evals["variant"] == variant) & np.isclose(evals["train_level"], train_level)
+                                  & np.isclose(evals["test_occlusion"], 0.0), "test_misalignment"]))
+    claims = []
+    for level in levels:
+        w = TestWorld(float(level))
+        ssn, prior, chance = paired_arrays(*(alignment_scores(evals, variant, train_level, w, k)
+                                             for k in ("ssn", "prior", "chance")))
+        data = (f"synthetic world (exact keypoints), {label} trained at misalignment {train_level:g}, query frames "
+                f"at misalignment {level:g}; units: query tracklets; profile {profile}")
+        for name, statement, ref, ref_text in (
+                (f"ssn_aligns_at_{level:g}", STATEMENTS["aligns"], chance, "a uniformly drawn window"),
+                (f"ssn_beats_position_prior_at_{level:g}", None, prior,
+                 "a fixed window at each part's mean training position")):
+            cmp = against_reference(ssn - ref, 0.0, unit="query tracklets")
+            claims.append(_claim(name, statement, cmp, _seed_sd(ssn, ref),
+                                 f"PCK of {label}'s attention peaks at misalignment {level:g} is "
+                                 f"{100 * ssn.mean():.1f} against {100 * ref.mean():.1f} for {ref_text}", data,
+                                 unit="query tracklets"))
+    return claims
+
+
+# ============================================================================ calibration
+
+def detector_calibration(mot_root: Union[str, Path], keypoint_table: Optional[Union[str, Path]] = None,
+                         image_size: Tuple[int, int] = (128, 64)) -> Dict[str, Any]:
+    """Where a real detector sits on the world's misalignment axis (module doc).
+
+    detector: the public detections against the ground truth on MOT17 (``mot.box_errors``),
+    per frame and between consecutive frames of one identity; world_at_1: the world's box offsets
+    at misalignment 1 in the same units (``box_offset_sds``); equivalent_level: per offset, the
+    level whose SD equals the detector's (the SDs are linear in the level). keypoint_motion: the
+    keypoints' own displacement between consecutive frames inside a box that follows the person,
+    in box heights (MOT17: MediaPipe keypoints of ground-truth crops, visibility > 0.5 in both
+    frames; needs `keypoint_table`)."""
+    from ..data import mot
+    from ..data.synthetic.misalignment import box_offset_sds
+
+    seqs = mot.read_mot(mot_root)
+    matches = pd.concat([mot.match_detections(s) for s in seqs], ignore_index=True)
+    errors = mot.box_errors(matches)
+    off = mot.box_offsets(matches["det_x"], matches["det_y"], matches["det_w"], matches["det_h"],
+                          matches["x"], matches["y"], matches["w"], matches["h"])
+    frame = pd.DataFrame({"sequence": matches["sequence"], "id": matches["id"], "frame": matches["frame"],
+                          **{k: np.asarray(v) for k, v in off.items()}})
+    keys = ("dx", "dy", "log_scale")
+    changes = consecutive_changes(frame, keys)
+    world = box_offset_sds(1.0, image_size)
+    detector = {"per_frame": {k: errors[f"sd_{k}"] for k in keys},
+                "frame_to_frame": {k: float(np.std(changes[k], ddof=1)) for k in keys}}
+    out = {"boxes": errors["boxes"], "median_iou": errors["median_iou"], "frame_pairs": int(len(changes)),
+           "detector": detector, "world_at_1": world,
+           "equivalent_level": {kind: {k: detector[kind][k] / world[kind][k] for k in keys} for kind in detector}}
+    if keypoint_table is not None:
+        out["keypoint_motion"] = mot_keypoint_motion(seqs, keypoint_table)
+    return out
+
+
+def consecutive_changes(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Per identity (sequence, id), the change of `keys` from each frame to the next one present."""
+    frame = frame.sort_values(["sequence", "id", "frame"])
+    nxt = frame.groupby(["sequence", "id"])[["frame", *keys]].shift(-1)
+    keep = (nxt["frame"] - frame["frame"]) == 1
+    return (nxt[list(keys)] - frame[list(keys)])[keep].reset_index(drop=True)
+
+
+def mot_keypoint_motion(seqs, keypoint_table: Union[str, Path], min_visibility: float = 0.5) -> Dict[str, Any]:
+    """RMS displacement (box heights) of each MediaPipe keypoint between consecutive ground-truth
+    crops of one identity, visible in both frames; over every such pair."""
+    from ..data import mot
+    from ..data.keypoints import read_keypoint_table
+
+    table = read_keypoint_table(keypoint_table)
+    boxes = mot.crop_boxes(seqs, crops_root=Path("."))
+    rows = table.merge(boxes.rename(columns={"x": "x_box", "y": "y_box"}), on="image")
+    # keypoint relative to its box, in box heights: crop pixels -> frame pixels -> box
+    rows = rows[rows["visibility"] > min_visibility].assign(
+        x=lambda r: (r["x"] + r["crop_left"] - r["x_box"]) / r["h"],
+        y=lambda r: (r["y"] + r["crop_top"] - r["y_box"]) / r["h"])
+    pairs = rows.merge(rows.assign(frame=rows["frame"] - 1), on=["sequence", "id", "frame", "keypoint"],
+                       suffixes=("", "_next"))
+    disp = np.hypot(pairs["x_next"] - pairs["x"], pairs["y_next"] - pairs["y"])
+    return {"pairs": int(len(pairs)), "frame_pairs": int(pairs[["sequence", "id", "frame"]].drop_duplicates().shape[0]),
+            "rms": float(np.sqrt(np.mean(disp ** 2))) if len(disp) else None,
+            "median": float(np.median(disp)) if len(disp) else None}
+
+
+def world_keypoint_motion(dataset, part_set: str, stride: int = 1) -> Dict[str, Any]:
+    """The same for the world's exact keypoints (visibility above 0: coordinates are exact) on the
+    query tracklets, between frames `stride` apart, in crop heights."""
+    kp = split_keypoints(dataset, "query", part_set)
+    height = None
+    disps = []
+    for t in dataset.query:
+        for a, b in zip(t.frames, t.frames[stride:]):
+            if a in kp and b in kp:
+                both = (kp[a][:, 2] > 0) & (kp[b][:, 2] > 0)
+                if height is None:
+                    from PIL import Image
+
+                    with Image.open(a) as im:
+                        height = im.height
+                disps.append(np.hypot(*(kp[b][both, :2] - kp[a][both, :2]).T) / height)
+    disp = np.concatenate(disps) if disps else np.array([])
+    return {"pairs": int(len(disp)), "stride": stride,
+            "rms": float(np.sqrt(np.mean(disp ** 2))) if len(disp) else None,
+            "median": float(np.median(disp)) if len(disp) else None}
+
+
+# ============================================================================ summaries
+
+def mean_interval(scores: np.ndarray) -> Tuple[float, float, float]:
+    """(mean, low, high) in percent of (seeds, units) scores: the two-way t interval of their mean."""
+    mean, se, df = two_way_interval(scores)
+    half = float(student_t.ppf(1 - (1 - CONFIDENCE) / 2, df)) * se if se > 0 else 0.0
+    return 100 * mean, 100 * (mean - half), 100 * (mean + half)
+
+
+def level_summary(evals: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, training level, test world): each metric's mean over seeds and queries with
+    its 95% t interval (two-way, seeds x queries), and the seeds."""
+    rows = []
+    for (variant, train, m, o), sel in evals.groupby(["variant", "train_level", "test_misalignment",
+                                                      "test_occlusion"], sort=False):
+        row = {"variant": variant, "train_level": train, "test_misalignment": m, "test_occlusion": o,
+               "seeds": int(sel["seed"].nunique())}
+        for metric in METRICS:
+            mean, low, high = mean_interval(query_scores(evals, variant, train, TestWorld(m, o), metric).to_numpy())
+            row.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
+        if isinstance(sel["alignment"].iloc[0], dict):
+            for key in ("pck", "prior_pck", "chance_pck"):
+                row[key] = 100 * float(np.mean([a[key] for a in sel["alignment"]]))
+        rows.append(row)
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    return pd.DataFrame(rows).sort_values(["train_level", "test_occlusion", "variant", "test_misalignment"],
+                                          key=lambda c: c.map(order) if c.name == "variant" else c,
+                                          ignore_index=True)
+
+
+def check_evaluations(evals: pd.DataFrame, models: Sequence[TrainedModel], worlds: Sequence[TestWorld],
+                      trainings: Optional[pd.DataFrame] = None) -> None:
+    """The study ran correctly: one row per (model, world), metrics in [0, 100], the per-query
+    records give each row's rank-1 and mAP, and a model tested on its own training world scores
+    what its training's final evaluation gave (the same evaluation)."""
+    from ..engine.evaluator import per_query_metrics
+
+    got = sorted(zip(evals["model"], evals["world"]))
+    want = sorted((m.key, w.key) for m in models for w in worlds)
+    if got != want:
+        raise AssertionError(f"evaluations do not match the plan: missing {sorted(set(want) - set(got))[:4]}, "
+                             f"unexpected {sorted(set(got) - set(want))[:4]}")
+    for row in evals.to_dict("records"):
+        if not (0 <= row["rank1"] <= 100 and 0 <= row["mAP"] <= 100):
+            raise AssertionError(f"{row['model']} on {row['world']}: metrics outside [0, 100]")
+        again = per_query_metrics(row[PER_QUERY_KEY])
+        if (again["rank1"], again["mAP"]) != (row["rank1"], row["mAP"]):
+            raise AssertionError(f"{row['model']} on {row['world']}: per-query records give {again}")
+    if trainings is None:
+        return
+    own = evals[np.isclose(evals["test_misalignment"], evals["train_level"]) & np.isclose(evals["test_occlusion"], 0)]
+    for row in own.merge(trainings, on="model", suffixes=("", "_trained")).to_dict("records"):
+        if (row["rank1"], row["mAP"]) != (row["rank1_trained"], row["mAP_trained"]):
+            raise AssertionError(f"{row['model']} on its own training world scores rank-1 {row['rank1']} and mAP "
+                                 f"{row['mAP']}, its training's final evaluation {row['rank1_trained']} and "
+                                 f"{row['mAP_trained']}: the two evaluations differ")
+
+
+def study_metrics(trainings: pd.DataFrame, evals: pd.DataFrame, profile: str, params: Dict[str, Any],
+                  claims: Sequence[Claim], chance: float, calibration: Optional[Dict[str, Any]],
+                  world_motion: Optional[Dict[str, Any]], wall_time_s: float) -> Dict[str, Any]:
+    """What metrics.json holds: every training, every evaluation with its per-query record and
+    part alignment (what every verdict is recomputed from), the level summary, the claims, the
+    detector calibration."""
+    eval_keys = ["model", "variant", "seed", "train_level", "test_misalignment", "test_occlusion", "world",
+                 "rank1", "rank5", "mAP", "ap_definition", "num_query", "num_gallery", PER_QUERY_KEY, "alignment",
+                 WALL_TIME_KEY, CPU_TIME_KEY, "resumed"]
     return to_jsonable({
-        "study": STUDY, "profile": profile, "parameters": params, "chance_rank1": chance,
-        "points": sorted(point_rows, key=lambda r: (r["level"], list(VARIANTS).index(r["model"]), r["seed"])),
-        "num_points": len(points), "per_model": model_summary(results),
+        "study": STUDY, "profile": profile, "parameters": params, "paper_claim": PAPER_CLAIM,
+        "chance_rank1": chance, "trainings": trainings.to_dict("records"),
+        "evaluations": [{k: r[k] for k in eval_keys if k in r} for r in evals.to_dict("records")],
+        "by_level": level_summary(evals).to_dict("records"),
         "claims": claims_to_records(claims),
-        "part_alignment": None if alignment is None or alignment.empty else {
-            "by_model_level": alignment_summary(alignment), "points": alignment.to_dict("records")},
-        "example_config": config,
-        # this notebook session; points read back from an earlier session cost it nothing
+        "calibration": calibration, "world_keypoint_motion": world_motion,
         WALL_TIME_KEY: wall_time_s,
-        "points_trained_this_session": int((~results["resumed"]).sum()) if "resumed" in results else None,
-        RUNS_WALL_TIME_KEY: float(results[WALL_TIME_KEY].sum()),
-        f"sum_of_point_{CPU_TIME_KEY}": float(results[CPU_TIME_KEY].sum()) if CPU_TIME_KEY in results else None})
+        "trained_this_session": int((~trainings["resumed"]).sum()),
+        RUNS_WALL_TIME_KEY: float(trainings[WALL_TIME_KEY].sum() + evals[WALL_TIME_KEY].sum()),
+    })      # not rounded: the claims are recomputed from these records and must come out the same
+
+
+def evaluations_from_metrics(metrics: Dict[str, Any]) -> pd.DataFrame:
+    """The evaluations table back from a metrics.json (to recompute the claims)."""
+    return pd.DataFrame(metrics["evaluations"])
 
 
 # ============================================================================ figures
 
-def plot_sweep(results: pd.DataFrame, chance: Optional[Dict[str, float]] = None, size=(11.0, 4.2)):
-    """Rank-1 and mAP against misalignment: one line per model (mean over seeds), a band from
-    the worst to the best seed."""
-    summary = summary_by_level(results)
+def _mark_detector(ax, calibration: Optional[Dict[str, Any]]) -> None:
+    """Where a real detector sits (``detector_calibration``): its box changes from one frame to
+    the next (darker band) and its per-frame offsets from the true box (lighter), each over the
+    three offsets dx, dy and scale."""
+    if calibration is None:
+        return
+    for kind, shade, label in (("per_frame", "0.9", "detector per frame"),
+                               ("frame_to_frame", "0.78", "detector frame to frame")):
+        levels = calibration["equivalent_level"][kind].values()
+        lo, hi = min(levels), min(max(levels), 1.0)
+        ax.axvspan(lo, hi, color=shade, zorder=0, linewidth=0)
+        ax.text(lo, ax.get_ylim()[1] * (0.97 if kind == "per_frame" else 0.92), f" {label}", va="top", ha="left",
+                fontsize=6.5, color="0.3")
+
+
+def plot_levels(summary: pd.DataFrame, train_level: float, chance: Optional[float] = None,
+                calibration: Optional[Dict[str, Any]] = None, size=(11.0, 4.2)):
+    """Rank-1 and mAP against the test misalignment for models trained at `train_level`
+    (occluders off): mean over seeds and queries, 95% interval bars; the grey bands are where a
+    real detector's boxes sit (``detector_calibration``)."""
+    sel = summary[np.isclose(summary["train_level"], train_level) & np.isclose(summary["test_occlusion"], 0.0)]
     fig, axes = new_figure(*size, ncols=len(METRICS))
     names = {"rank1": "rank-1 (%)", "mAP": "mAP (%)"}
     for ax, metric in zip(axes, METRICS):
-        for model, sel in summary.groupby("model", sort=False):
-            v = VARIANTS[model]
-            ax.plot(sel["level"], sel[f"{metric}_mean"], marker="o", color=v.color, label=v.label)
-            ax.fill_between(sel["level"], sel[f"{metric}_min"], sel[f"{metric}_max"], color=v.color,
-                            alpha=0.15, linewidth=0)
-        if metric == "rank1" and chance:
-            for level_value in chance.values():  # the same identities at every level: one number
-                ax.axhline(level_value, color="grey", linestyle=":", linewidth=1)
-                ax.text(ax.get_xlim()[0], level_value, " chance", va="bottom", fontsize=7, color="grey")
-                break
-        ax.set_xlabel("misalignment (box jitter and drift; 0 = fixed boxes)")
+        for variant, rows in sel.groupby("variant", sort=False):
+            v = VARIANTS[variant]
+            ax.errorbar(rows["test_misalignment"], rows[metric],
+                        yerr=[rows[metric] - rows[f"{metric}_low"], rows[f"{metric}_high"] - rows[metric]],
+                        marker="o", capsize=3, color=v.color, label=v.label)
+        if metric == "rank1" and chance is not None:
+            ax.axhline(chance, color="grey", linestyle=":", linewidth=1)
+            ax.text(0.0, chance, " chance", va="bottom", fontsize=7, color="grey")
+        ax.set_xlabel("test misalignment (box jitter and drift; 0 = fixed boxes)")
         ax.set_ylabel(names[metric])
-        ax.set_xticks(sorted(results["level"].unique()))
+        ax.set_xticks(sorted(sel["test_misalignment"].unique()))
+        ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    seeds = sorted(results["seed"].unique())
-    axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Misalignment study: mean of {len(seeds)} seed(s); band = seed min..max", fontsize=10)
+        _mark_detector(ax, calibration)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"Trained at misalignment {train_level:g}, tested at every level: mean over "
+                 f"{int(sel['seeds'].max())} seeds x queries, 95% interval", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_alignment(summary: pd.DataFrame, evals: pd.DataFrame, train_level: float,
+                   calibration: Optional[Dict[str, Any]] = None, size=(5.8, 4.2)):
+    """PCK of the SSN's attention peaks against the test misalignment (95% interval over seeds x
+    query tracklets), beside the position prior and chance."""
+    fig, ax = new_figure(*size)
+    sel = summary[np.isclose(summary["train_level"], train_level) & np.isclose(summary["test_occlusion"], 0.0)
+                  & summary.get("pck", pd.Series(np.nan, index=summary.index)).notna()]
+    for variant, rows in sel.groupby("variant", sort=False):
+        v = VARIANTS[variant]
+        bounds = np.array([mean_interval(alignment_scores(evals, variant, train_level, TestWorld(float(level)), "ssn")
+                                         .to_numpy())[1:] for level in rows["test_misalignment"]])
+        ax.errorbar(rows["test_misalignment"], rows["pck"],
+                    yerr=[rows["pck"] - bounds[:, 0], bounds[:, 1] - rows["pck"]],
+                    marker="o", capsize=3, color=v.color, label=f"{v.label} (attention peaks)")
+        ax.plot(rows["test_misalignment"], rows["prior_pck"], linestyle="--", color=v.color, alpha=0.6,
+                label="position prior (fixed window per part)")
+        ax.plot(rows["test_misalignment"], rows["chance_pck"], linestyle=":", color="grey", label="chance")
+    ax.set_xlabel("test misalignment")
+    ax.set_ylabel("PCK (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    _mark_detector(ax, calibration)
+    ax.legend(fontsize=7, loc="center right")
+    ax.set_title("Do the SSN's parts land on their body parts?", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -599,7 +937,8 @@ def level_strip(tracklets_by_level: Dict[float, Any], n_frames: int = 8, cell=(0
         frames = tracklets_by_level[level].frames
         for c in range(n):
             ax = axes[r, c]
-            ax.imshow(np.asarray(Image.open(frames[c]).convert("RGB")), interpolation="nearest")
+            with Image.open(frames[c]) as im:
+                ax.imshow(np.asarray(im.convert("RGB")), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -608,153 +947,22 @@ def level_strip(tracklets_by_level: Dict[float, Any], n_frames: int = 8, cell=(0
     return fig
 
 
-# ============================================================================ attention
-
-def checkpoint_path(work_dir: Union[str, Path], point: SweepPoint) -> Path:
-    """The point's last engine checkpoint."""
-    return Path(work_dir) / point.key / "checkpoints" / "last.pt"
-
-
-def part_alignment(checkpoint: Union[str, Path], tracklets: Sequence, keypoints: Dict[str, np.ndarray],
-                   radius_fraction: float = 0.1, chunk: int = 64, loaded=None) -> Dict[str, Any]:
-    """Does each attention map land on its body part in every frame, however the box moved?
-
-    For every frame of `tracklets`, the peak window of each map is compared with the part's true
-    keypoint (the world's exact keypoints, `keypoints`: {frame path: (N, 3) x, y, visibility});
-    a hit is a peak within radius_fraction x image height. loaded: the checkpoint already
-    loaded (``ssn3dlib.explorer.load_model``), to skip loading it again.
-    Returns PCK, its chance level and the matching used (``peak_pck``).
-    """
-    from ..data.clip_dataset import read_frame
-    from ..explorer import frame_maps, load_model
-
-    loaded = loaded or load_model(checkpoint)
-    config = loaded.config
-    if not config.model.shared_classifier:
-        raise ValueError(f"{checkpoint}: per-frame classifiers make a frame's maps depend on its place in "
-                         f"the clip; part_alignment measures shared-classifier models only")
-    paths = [f for t in tracklets for f in t.frames]
-    missing = [p for p in paths if p not in keypoints]
-    if missing:
-        raise ValueError(f"no keypoints for {missing[0]} ({len(missing)} frames lack them); pass the world's "
-                         f"table as loaded by query_keypoints or ssn3dlib.data.clip_dataset.load_part_keypoints")
-    # A frame's maps do not depend on the other frames of its clip (the SSN runs per frame,
-    # one shared classifier), so frames go through in long chunks, whatever their tracklet.
-    maps = np.concatenate([frame_maps(loaded, [read_frame(p) for p in paths[s:s + chunk]]).numpy()
-                           for s in range(0, len(paths), chunk)])                     # (F, N, h', w')
-    grid = loaded.window_grid
-    truth = np.stack([keypoints[p] for p in paths])                                  # (F, N, 3)
-    return peak_pck(grid.peak_pixels(maps), truth, grid, radius_fraction * config.data.size[0],
-                    unnamed=not config.model.capabilities().keypoints_in_training)
-
-
-def peak_pck(peaks: np.ndarray, truth: np.ndarray, grid: WindowGrid, radius: float,
-             unnamed: bool = False) -> Dict[str, Any]:
-    """PCK of map peaks (F, N, 2) against keypoints (F, N, 3: x, y, visibility), and its chance
-    level (a peak drawn uniformly over the window grid), with this study's rules:
-
-    - a keypoint counts when its visibility is above 0: the world's self-occluded parts (0.5)
-      keep exact coordinates, and a part hidden behind the body is still where the map should be;
-    - unnamed (unsupervised) maps are first matched to parts one-to-one on the same frames
-      that are scored (minimising the mean peak distance): the study asks whether some
-      consistent assignment exists, not how well a matching transfers to new frames.
-    """
-    visible = visible_keypoints(truth, min_visibility=0.0)
-    if not visible.any():
-        raise ValueError("no visible keypoint: PCK is undefined")
-    match = np.arange(peaks.shape[1])
-    if unnamed:
-        match = match_parts(peaks, truth, visible)      # match[i] = the map shown as part i
-        peaks = peaks[:, match]
-    return {"pck": pck(peaks, truth, visible, radius)["overall"],
-            "chance_pck": chance_pck(truth, visible, grid, radius)["overall"],
-            "radius_px": float(radius), "frames": int(len(peaks)), "matching": [int(m) for m in match]}
-
-
-def alignment_summary(alignment: pd.DataFrame) -> Dict[str, Any]:
-    """Per SSN3D variant and level: PCK mean/min/max over seeds and the chance PCK."""
-    out: Dict[str, Any] = {}
-    for (model, level), sel in alignment.groupby(["model", "level"], sort=False):
-        out.setdefault(model, {})[f"{level:g}"] = {
-            "pck_mean": float(sel["pck"].mean()), "pck_min": float(sel["pck"].min()),
-            "pck_max": float(sel["pck"].max()), "chance_pck": float(sel["chance_pck"].mean())}
-    return out
-
-
-def query_keypoints(dataset, part_set: str) -> Dict[str, np.ndarray]:
-    """{query frame path: (N, 3) x, y, visibility} from the world's keypoints.csv (query rows only:
-    the whole table takes seconds to group)."""
-    from ..data.keypoints import parts_by_image, read_keypoint_table
-
-    root = Path(dataset.root)
-    frames = {str(Path(f).relative_to(root)) for t in dataset.query for f in t.frames}
-    table = read_keypoint_table(root / "keypoints.csv")
-    parts = parts_by_image(table[table["image"].isin(frames)], part_set)
-    return {str(root / image): p for image, p in parts.items()}
-
-
-def alignment_sweep(points: Sequence[SweepPoint], worlds: Dict[float, Any], work_dir: Union[str, Path],
-                    radius_fraction: float = 0.1, progress: bool = True) -> pd.DataFrame:
-    """part_alignment of every SSN3D point on its level's query tracklets (one row each)."""
-    import torch
-
-    from ..explorer import load_model
-
-    ssn_points = [p for p in points if VARIANTS[p.variant].has_attention]
-    keypoints, rows = {}, []
-    for point in tqdm(ssn_points, desc="part alignment", unit="point", disable=not progress):
-        checkpoint = checkpoint_path(work_dir, point)
-        loaded = load_model(checkpoint)
-        config = loaded.config
-        if point.level not in keypoints:
-            if config.train.num_threads:  # the study's thread budget, also when every point was read back
-                torch.set_num_threads(config.train.num_threads)
-            keypoints[point.level] = query_keypoints(worlds[point.level], config.data.part_set)
-        result = part_alignment(checkpoint, worlds[point.level].query, keypoints[point.level], radius_fraction,
-                                loaded=loaded)
-        rows.append({"level": point.level, "model": point.variant, "seed": point.seed, **result})
-    return pd.DataFrame(rows)
-
-
-def plot_alignment(alignment: pd.DataFrame, size=(5.5, 4.2)):
-    """PCK of the SSN's attention peaks against misalignment (mean over seeds, min..max band),
-    beside the chance PCK of a uniformly drawn window."""
-    fig, ax = new_figure(*size)
-    for model, sel in alignment.groupby("model", sort=False):
-        g = sel.groupby("level")["pck"].agg(["mean", "min", "max"]).reset_index()
-        v = VARIANTS[model]
-        ax.plot(g["level"], 100 * g["mean"], marker="o", color=v.color, label=v.label)
-        ax.fill_between(g["level"], 100 * g["min"], 100 * g["max"], color=v.color, alpha=0.15, linewidth=0)
-    chance = alignment.groupby("level")["chance_pck"].mean()
-    ax.plot(chance.index, 100 * chance.values, linestyle=":", color="grey", label="chance (uniform window)")
-    ax.set_xlabel("misalignment")
-    ax.set_ylabel(f"PCK of attention peaks (%), radius {alignment['radius_px'].iloc[0]:.1f} px")
-    ax.set_xticks(sorted(alignment["level"].unique()))
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Do the SSN's parts land on their body parts?", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], variants: Sequence[str],
-                     seeds: Sequence[int], n_frames: int = 8):
-    """ipywidgets panel over the explorer's `attention_strip`: level, SSN3D variant, seed, query
+def attention_widget(work_dir: Union[str, Path], models: Sequence[TrainedModel], worlds: Dict[str, Any],
+                     n_frames: int = 8):
+    """ipywidgets panel over the explorer's `attention_strip`: trained model, test world, query
     tracklet, part."""
     import ipywidgets as w
 
     from ..explorer import attention_strip, clip_attention, load_model, show_figure
 
-    ssn = [v for v in variants if VARIANTS[v].has_attention]
+    ssn = [m for m in models if VARIANTS[m.variant].has_attention]
     if not ssn:
-        raise ValueError(f"none of the models {list(variants)} is an SSN3D variant; attention needs one")
-    levels = sorted(worlds)
-    level = w.Dropdown(options=levels, value=levels[-1], description="level")
-    variant = w.Dropdown(options=[(VARIANTS[v].label, v) for v in ssn], description="model")
-    seed = w.Dropdown(options=list(seeds), description="seed")
-    track = w.Dropdown(options=[(t.name, i) for i, t in enumerate(worlds[levels[0]].query)], value=0,
-                       description="query")
+        raise ValueError("no SSN3D model among the trained ones: attention needs one")
+    model = w.Dropdown(options=[(f"{VARIANTS[m.variant].label}, trained at {m.train_level:g}, seed {m.seed}", m)
+                                for m in ssn], description="model")
+    world = w.Dropdown(options=sorted(worlds), description="test world")
+    first = worlds[world.value]
+    track = w.Dropdown(options=[(t.name, i) for i, t in enumerate(first.query)], value=0, description="query")
     part = w.Dropdown(options=[], description="part")
     out = w.Output()
     updating = []   # non-empty while redraw itself changes the part list (no nested redraw)
@@ -762,30 +970,29 @@ def attention_widget(work_dir: Union[str, Path], worlds: Dict[float, Any], varia
     def redraw(*_):
         if updating:
             return
-        point = SweepPoint(level.value, variant.value, seed.value)
-        loaded = load_model(checkpoint_path(work_dir, point))
-        tracklet = worlds[level.value].query[track.value]
+        loaded = load_model(checkpoint_path(work_dir, model.value))
+        tracklet = worlds[world.value].query[track.value]
         images, maps, extent, _ = clip_attention(loaded, tracklet, range(min(n_frames, len(tracklet))))
         names = loaded.part_names
-        if [n for n, _ in part.options] != names:  # semi-supervised parts have names, unsupervised ones not
+        if [n for n, _ in part.options] != names:
             updating.append(True)
             keep = part.value if part.value is not None and part.value < len(names) else 0
             part.options = [(n, i) for i, n in enumerate(names)]
             part.value = keep
             updating.clear()
         show_figure(out, attention_strip(images, maps, part.value, extent,
-                                         f"{VARIANTS[variant.value].label}, misalignment {level.value:g}, "
-                                         f"seed {seed.value}: {names[part.value]}"))
+                                         f"{model.label}, {world.value}: {names[part.value]}"))
 
-    for control in (level, variant, seed, track, part):
+    for control in (model, world, track, part):
         control.observe(redraw, "value")
     redraw()
-    return w.VBox([w.HBox([level, variant, seed]), w.HBox([track, part]), out])
+    return w.VBox([w.HBox([model, world]), w.HBox([track, part]), out])
 
 
-__all__ = ["VARIANTS", "Variant", "SweepPoint", "PAPER_CLAIM", "plan_sweep", "point_config", "run_sweep",
-           "run_point", "train_point", "point_status", "config_differences", "check_results", "summary_by_level",
-           "model_summary", "central_claims", "query_scores", "level_drop", "what_would_decide", "drop",
-           "paired", "point_per_query", "with_per_query", "PER_QUERY_KEY", "chance_rank1", "study_metrics",
-           "plot_sweep", "level_strip", "prepare_worlds", "checkpoint_path", "attention_widget", "part_alignment",
-           "alignment_sweep", "plot_alignment", "query_keypoints", "peak_pck", "alignment_summary"]
+__all__ = ["VARIANTS", "Variant", "TrainedModel", "TestWorld", "PAPER_CLAIM", "plan_models", "plan_tests",
+           "model_config", "test_config", "prepare_worlds", "train_models", "evaluate_models", "checkpoint_path",
+           "part_alignment", "split_keypoints", "query_scores", "alignment_scores", "paired_arrays",
+           "central_claims", "alignment_claims", "what_would_decide", "detector_calibration",
+           "consecutive_changes", "mot_keypoint_motion", "world_keypoint_motion", "level_summary",
+           "check_evaluations", "study_metrics", "evaluations_from_metrics", "plot_levels", "plot_alignment",
+           "level_strip", "attention_widget", "chance_rank1", "PER_QUERY_KEY"]

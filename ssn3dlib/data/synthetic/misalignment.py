@@ -48,3 +48,29 @@ def crop_box(geo: Geometry, track_row: np.ndarray) -> Tuple[float, float, float,
     cx, cy = geo.hip[0] + dx * geo.box_w, geo.hip[1] + dy * geo.box_h
     bw, bh = geo.box_w * scale * aspect, geo.box_h * scale
     return cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
+
+
+def box_offset_sds(misalignment: float, image_size: Tuple[int, int] = (128, 64), frames: int = 12,
+                   tracks: int = 2000, seed: int = 0) -> dict:
+    """How far this level's boxes sit from the person's unjittered box, in the units a real
+    detector is measured in (``ssn3dlib.data.mot.box_offsets``: centre offsets in box heights,
+    log of the height ratio): the SD over frames (``per_frame``) and over consecutive-frame
+    changes (``frame_to_frame``) of dx, dy and log_scale, from `tracks` sampled box tracks of
+    `frames` frames (the knob scales unit draws, so the SDs are linear in the level up to the
+    clipping at MAX_SHIFT / MAX_SCALE)."""
+    from ..mot import box_offsets
+
+    geo = Geometry.for_size(*image_size)
+    x0, y0, x1, y1 = crop_box(geo, np.array([0.0, 0.0, 1.0, 1.0]))
+    rng = np.random.default_rng(seed)
+    per_frame, changes = [], []
+    for _ in range(tracks):
+        boxes = np.array([crop_box(geo, row) for row in box_track(frames, misalignment, rng)])
+        off = box_offsets(boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1],
+                          x0, y0, x1 - x0, y1 - y0)
+        stacked = np.stack([off["dx"], off["dy"], off["log_scale"]], axis=1)
+        per_frame.append(stacked)
+        changes.append(np.diff(stacked, axis=0))
+    keys = ("dx", "dy", "log_scale")
+    return {name: dict(zip(keys, np.concatenate(rows).std(axis=0, ddof=1).tolist()))
+            for name, rows in (("per_frame", per_frame), ("frame_to_frame", changes))}
