@@ -260,3 +260,16 @@ def test_cli_dry_run_lists_the_plan_and_bad_names_exit_2(world, capsys):
     err = capsys.readouterr().err  # every missing file is listed at once, not one per attempt
     assert all(f"params/full/{stem}.yaml" in err for stem in ("01_alpha", "2_beta", "10_gamma"))
     assert world.ran() == []
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
+def test_every_committed_parameter_file_fits_its_notebooks_parameters_cell(profile):
+    # papermill parses the parameters cell line by line: a name it cannot parse (a comment with
+    # '=' in it once hid `overrides`) makes the batch refuse the profile's file before it runs
+    from ssn3dlib.paths import notebooks_dir
+    from ssn3dlib.studies.batch import load_parameters
+
+    for notebook in discover_notebooks(notebooks_dir()):
+        values, path = load_parameters(notebook, profile, notebooks_dir())
+        assert profile == "smoke" or path is not None, notebook.stem
+        assert values.get("profile", profile) == profile
