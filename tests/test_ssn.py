@@ -225,3 +225,28 @@ def test_bad_arguments_fail_clearly():
         make_ssn(k=5)(torch.randn(1, 8, 3, 3))
     with pytest.raises(ValueError, match=r"\(B, 8, H, W\)"):
         make_ssn()(torch.randn(1, 3, 9, 9))
+
+
+def test_the_map_loss_extension_adds_the_labelled_maps_cross_entropy_at_their_keypoints():
+    torch.manual_seed(2)
+    x = torch.randn(4, 8, 9, 9)
+    semi = make_ssn(strategy="semi-supervised")
+    ours = SelfSeparatedNetwork(8, 4, window=3, hidden=16, strategy="semi-supervised", map_loss_weight=0.5)
+    ours.load_state_dict(semi.state_dict())
+    grid = semi.grid_size((9, 9))
+    kp = random_keypoints(4, 4, grid)
+    visible = torch.tensor([[True, True, False, True]] * 4)
+    labelled = torch.tensor([True, False, True, False])
+    paper = semi(x, kp, visible, labelled, with_loss=True)
+    out = ours(x, kp, visible, labelled, with_loss=True)
+    # by hand: the mean cross-entropy of each labelled visible part's scores against its window
+    terms = [F.cross_entropy(out.scores[b, i].flatten()[None], (kp[b, i, 0] * grid[1] + kp[b, i, 1])[None])
+             for b in (0, 2) for i in (0, 1, 3)]
+    torch.testing.assert_close(out.loss, paper.loss + 0.5 * torch.stack(terms).mean())
+    # nothing labelled in the batch: the paper's loss; the maps and parts never change
+    nobody = torch.zeros(4, dtype=torch.bool)
+    torch.testing.assert_close(ours(x, kp, visible, nobody, with_loss=True).loss,
+                               semi(x, kp, visible, nobody, with_loss=True).loss)
+    assert torch.equal(out.maps, paper.maps) and torch.equal(out.parts, paper.parts)
+    with pytest.raises(ValueError, match="semi-supervised"):
+        SelfSeparatedNetwork(8, 4, strategy="unsupervised", map_loss_weight=1.0)

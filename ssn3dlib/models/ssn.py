@@ -157,15 +157,26 @@ class SelfSeparatedNetwork(nn.Module):
         num_classifiers: 1 shares one classifier across all frames (paper default);
             T > 1 gives each of T frame positions its own classifier and own loss
             ("non-shared" ablation); frame t uses classifier t mod T.
+        map_loss_weight: our extension, not the paper's (0 = the paper's SSN). In the
+            paper's semi-supervised SSN a labelled frame's parts are its keypoint windows, so
+            its 1st-round scores get no gradient and nothing tells a background window what
+            to score; with a weight w > 0 the loss adds w x the cross-entropy of each
+            labelled visible part's map (its scores over the windows) against the keypoint's
+            window, supervising the labelled frames' maps where they should peak.
     """
 
     def __init__(self, in_channels: int, num_parts: int, window: int = 3, padding: int = 0,
-                 hidden: int = 512, strategy: str = "unsupervised", num_classifiers: int = 1):
+                 hidden: int = 512, strategy: str = "unsupervised", num_classifiers: int = 1,
+                 map_loss_weight: float = 0.0):
         super().__init__()
         check_strategy(strategy)
         if padding < 0 or num_classifiers < 1:
             raise ValueError(f"padding must be >= 0 and num_classifiers >= 1, got "
                              f"padding={padding}, num_classifiers={num_classifiers}")
+        if map_loss_weight < 0 or (map_loss_weight and strategy != "semi-supervised"):
+            raise ValueError(f"map_loss_weight must be >= 0 and needs the semi-supervised strategy (its labelled "
+                             f"frames' keypoints), got {map_loss_weight} with {strategy!r}")
+        self.map_loss_weight = float(map_loss_weight)
         self.in_channels = in_channels
         self.num_parts = num_parts
         self.window = window
@@ -253,6 +264,10 @@ class SelfSeparatedNetwork(nn.Module):
             weights = torch.where(use_keypoint[..., None, None], onehot, maps)
         parts = weighted_window_sum(xp, weights, self.window)              # eq. 3
         loss = self._loss(parts, ids, labelled, use_keypoint) if with_loss else None
+        if loss is not None and self.map_loss_weight and use_keypoint is not None and use_keypoint.any():
+            target = keypoint_windows[..., 0] * grid[1] + keypoint_windows[..., 1]
+            map_term = F.cross_entropy(scores.flatten(2)[use_keypoint], target[use_keypoint].long())
+            loss = loss + self.map_loss_weight * map_term
         return SSNOutput(scores=scores, maps=maps, parts=parts, loss=loss)
 
     def _keypoint_mask(self, b, windows, visible, labelled, device) -> Optional[torch.Tensor]:
