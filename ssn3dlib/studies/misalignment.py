@@ -546,11 +546,12 @@ def what_would_decide(cmp: Comparison, seed_sd: float, unit: str = "queries", fl
             f"{more_units}")
 
 
-def _claim(name: str, statement: Optional[str], cmp: Comparison, seed_sd: float, detail: str, data: str,
-           unit: str = "queries", source: str = SOURCE) -> Claim:
+def _claim(name: str, statement: str, cmp: Comparison, seed_sd: float, detail: str, data: str,
+           unit: str = "queries", source: str = SOURCE, paper_claim: bool = True) -> Claim:
+    """A claim row; paper_claim False = our own check (the report marks its source)."""
     reason = what_would_decide(cmp, seed_sd, unit) if cmp.verdict == INCONCLUSIVE else ""
-    return Claim(name, source if statement else f"{source} (our check)", statement or NOT_IN_PAPER, None,
-                 detail=f"{detail}: {cmp.describe()}", data=data, paper_claim=statement is not None,
+    return Claim(name, source, statement, None,
+                 detail=f"{detail}: {cmp.describe()}", data=data, paper_claim=paper_claim,
                  reason=reason, comparison=cmp.to_dict())
 
 
@@ -601,11 +602,11 @@ def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: f
         if control in present:
             t_lo, t_hi, *_ = paired_arrays(scores(control, lo), scores(control, hi), scores(unaligned, lo))
             claims.append(_claim(
-                f"control_c3d_drop_vs_tp_{metric}", None, _difference(u_lo - u_hi, t_lo - t_hi),
+                f"control_c3d_drop_vs_tp_{metric}", NOT_IN_PAPER, _difference(u_lo - u_hi, t_lo - t_hi),
                 _seed_sd(u_lo - u_hi, t_lo - t_hi),
                 f"Control, is the loss specific to 3D convolution? From misalignment {low:g} to {high:g} {u}'s "
                 f"{metric} drops {100 * (u_lo - u_hi).mean():+.1f} points and {c}'s {100 * (t_lo - t_hi).mean():+.1f}; "
-                f"{u}'s drop minus {c}'s", data))
+                f"{u}'s drop minus {c}'s", data, paper_claim=False))
         if aligned in present:
             for level in levels:
                 w = TestWorld(float(level))
@@ -643,9 +644,9 @@ def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: f
             odata = (f"synthetic world, trained at misalignment {train_level:g} without occluders, tested with "
                      f"{occlusion.label}; per-query {SCORE_OF[metric]} ({metric}); profile {profile}")
             s, x = paired_arrays(scores(aligned, occlusion), scores(unaligned, occlusion))
-            claims.append(_claim(f"ssn3d_beats_c3d_occluded_{metric}", None, _difference(s, x), _seed_sd(s, x),
-                                 f"With {occlusion.label} {a}'s {metric} is {100 * s.mean():.1f} and {u}'s "
-                                 f"{100 * x.mean():.1f}", odata))
+            claims.append(_claim(f"ssn3d_beats_c3d_occluded_{metric}", NOT_IN_PAPER, _difference(s, x),
+                                 _seed_sd(s, x), f"With {occlusion.label} {a}'s {metric} is {100 * s.mean():.1f} "
+                                 f"and {u}'s {100 * x.mean():.1f}", odata, paper_claim=False))
     return claims
 
 
@@ -667,15 +668,15 @@ def alignment_claims(evals: pd.DataFrame, profile: str, train_level: float, vari
                                              for k in ("ssn", "prior", "chance")))
         data = (f"synthetic world (exact keypoints), {label} trained at misalignment {train_level:g}, query frames "
                 f"at misalignment {level:g}; units: query tracklets; profile {profile}")
-        for name, statement, ref, ref_text in (
-                (f"ssn_aligns_at_{level:g}", STATEMENTS["aligns"], chance, "a uniformly drawn window"),
-                (f"ssn_beats_position_prior_at_{level:g}", None, prior,
-                 "a fixed window at each part's mean training position")):
+        for name, statement, ref, ref_text, paper in (
+                (f"ssn_aligns_at_{level:g}", STATEMENTS["aligns"], chance, "a uniformly drawn window", True),
+                (f"ssn_beats_position_prior_at_{level:g}", NOT_IN_PAPER, prior,
+                 "a fixed window at each part's mean training position", False)):
             cmp = against_reference(ssn - ref, 0.0, unit="query tracklets")
             claims.append(_claim(name, statement, cmp, _seed_sd(ssn, ref),
                                  f"PCK of {label}'s attention peaks at misalignment {level:g} is "
                                  f"{100 * ssn.mean():.1f} against {100 * ref.mean():.1f} for {ref_text}", data,
-                                 unit="query tracklets"))
+                                 unit="query tracklets", paper_claim=paper))
     return claims
 
 
