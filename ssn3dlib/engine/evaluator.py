@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -42,6 +42,31 @@ def tracklet_features(model: nn.Module, config: RunConfig, tracklets: Sequence, 
     return feats[torch.tensor([row[t] for t in tracklets])]
 
 
+def query_gallery_distances(model: nn.Module, dataset: VideoReIDDataset, config: RunConfig,
+                            device: torch.device, amp_dtype: Optional[torch.dtype] = None,
+                            progress: bool = True,
+                            keypoints: Optional[Mapping[str, np.ndarray]] = None) -> np.ndarray:
+    """(num_query, num_gallery) distances (eval.metric) between the features of the dataset's
+    query and gallery tracklets, as the evaluation ranks them."""
+    from ..metrics import compute_distance
+
+    if not dataset.query or not dataset.gallery:
+        raise ValueError(f"dataset {dataset.name!r} has {len(dataset.query)} query and "
+                         f"{len(dataset.gallery)} gallery tracklets; both are needed to evaluate")
+    feats = tracklet_features(model, config, list(dataset.query) + list(dataset.gallery), device,
+                              amp_dtype, progress, keypoints)
+    nq = len(dataset.query)
+    return compute_distance(feats[:nq], feats[nq:], metric=config.eval.metric)
+
+
+def identities_and_cameras(dataset: VideoReIDDataset):
+    """(q_pids, g_pids, q_camids, g_camids) arrays, in evaluate_rank's argument order."""
+    def column(split, key):
+        return np.array([getattr(t, key) for t in getattr(dataset, split)])
+
+    return column("query", "pid"), column("gallery", "pid"), column("query", "camid"), column("gallery", "camid")
+
+
 def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfig, device: torch.device,
                    amp_dtype: Optional[torch.dtype] = None, progress: bool = True,
                    keypoints: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, Any]:
@@ -53,20 +78,13 @@ def evaluate_model(model: nn.Module, dataset: VideoReIDDataset, config: RunConfi
     names), `first_match_rank` (1-based rank of the first true match, 0 for a query without
     one) and `ap` (its average precision in 0..1, None without a match). Rank-1 is the share
     of matched queries with first_match_rank 1, mAP the mean of their ap (see `per_query_metrics`)."""
-    from ..metrics import compute_distance, evaluate_rank
+    from ..metrics import evaluate_rank
 
-    if not dataset.query or not dataset.gallery:
-        raise ValueError(f"dataset {dataset.name!r} has {len(dataset.query)} query and "
-                         f"{len(dataset.gallery)} gallery tracklets; both are needed to evaluate")
     start = time.perf_counter()
-    feats = tracklet_features(model, config, list(dataset.query) + list(dataset.gallery), device,
-                              amp_dtype, progress, keypoints)
+    distmat = query_gallery_distances(model, dataset, config, device, amp_dtype, progress, keypoints)
     nq = len(dataset.query)
-    distmat = compute_distance(feats[:nq], feats[nq:], metric=config.eval.metric)
-    pids = np.array([t.pid for t in dataset.query] + [t.pid for t in dataset.gallery])
-    cams = np.array([t.camid for t in dataset.query] + [t.camid for t in dataset.gallery])
-    result = evaluate_rank(distmat, pids[:nq], pids[nq:], cams[:nq], cams[nq:],
-                           max_rank=config.eval.max_rank, ap=config.eval.ap)
+    result = evaluate_rank(distmat, *identities_and_cameras(dataset), max_rank=config.eval.max_rank,
+                           ap=config.eval.ap)
     cmc = (100.0 * result.cmc).tolist()
     out = {f"rank{r}": cmc[min(r, len(cmc)) - 1] for r in RANKS}   # a gallery shorter than r: all of it
     out.update({
@@ -113,12 +131,41 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     from the checkpoint. Returns the metrics plus what the report needs: dataset, model,
     strategy, epochs trained, wall time, device.
     """
-    from .build import amp_dtype as autocast_dtype, build_model, evaluation_keypoints, prepare_dataset
+    from .build import evaluation_keypoints, prepare_dataset
+
+    start = time.perf_counter()
+    trained = load_trained(checkpoint, overrides, device)
+    model, config, payload, dev = trained.model, trained.config, trained.payload, trained.device
+    dataset = prepare_dataset(config.data, progress=progress)
+    metrics = evaluate_model(model, dataset, config, dev, trained.amp_dtype, progress,
+                             evaluation_keypoints(config, dataset))
+    return {**metrics, **run_description(config, dataset), "epochs": payload["epoch"],
+            "checkpoint": str(Path(checkpoint).resolve()),
+            "train_seconds": payload.get("train_seconds"), "wall_seconds": time.perf_counter() - start,
+            "device": device_name(dev)}
+
+
+class TrainedModel(NamedTuple):
+    """A checkpoint's model rebuilt from its own config, weights loaded, on `device`, eval mode."""
+
+    model: nn.Module
+    config: RunConfig
+    payload: Dict[str, Any]
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]
+
+
+def load_trained(checkpoint: Union[str, Path], overrides: Sequence[str] = (),
+                 device: str = "auto") -> TrainedModel:
+    """Rebuild an engine checkpoint's model with the config it was trained with (overrides
+    change data/eval settings), refusing a file that is no engine checkpoint or whose weights
+    do not fit its config (CheckpointError). What `evaluate`, `ssn3d visrank` and
+    `ssn3d extract` run."""
+    from .build import amp_dtype as autocast_dtype, build_model
     from .checkpoint import check_signature, load_checkpoint, model_signature, unwrap
     from .config import load_config
     from .distributed import resolve_device
 
-    start = time.perf_counter()
     payload = load_checkpoint(checkpoint)
     config = load_config(payload["config"], overrides)
     dev = resolve_device(device)
@@ -126,14 +173,9 @@ def evaluate(checkpoint: Union[str, Path], overrides: Sequence[str] = (), device
     check_signature(payload["signature"], model_signature(model, config.to_dict()["model"],
                                                           config.data.clip_len), str(checkpoint))
     unwrap(model).load_state_dict(payload["model"])
-    model.to(dev)
-    dataset = prepare_dataset(config.data, progress=progress)
+    model.to(dev).eval()
     amp = autocast_dtype(config, dev) if dev.type == "cuda" else None
-    metrics = evaluate_model(model, dataset, config, dev, amp, progress, evaluation_keypoints(config, dataset))
-    return {**metrics, **run_description(config, dataset), "epochs": payload["epoch"],
-            "checkpoint": str(Path(checkpoint).resolve()),
-            "train_seconds": payload.get("train_seconds"), "wall_seconds": time.perf_counter() - start,
-            "device": device_name(dev)}
+    return TrainedModel(model, config, payload, dev, amp)
 
 
 def run_description(config: RunConfig, dataset: Optional[VideoReIDDataset] = None) -> Dict[str, Any]:

@@ -150,6 +150,23 @@ def prepare_rank_inputs(
     return inputs
 
 
+def junk_mask(q_pid: Any, q_camid: Any, g_pids: np.ndarray, g_camids: np.ndarray,
+              junk_pids: np.ndarray) -> np.ndarray:
+    """The gallery items one query ignores: same pid on the same camera, or a junk pid."""
+    return ((g_pids == q_pid) & (g_camids == q_camid)) | np.isin(g_pids, junk_pids)
+
+
+def ranked_gallery(x: RankInputs, q_idx: int):
+    """One query's gallery in ranking order (stable: equal distances by gallery index), as
+    (order, is_match, is_junk, rank): rank is the 1-based position among the valid (non-junk)
+    items, the one the CMC counts, and 0 for junk."""
+    order = np.argsort(x.distmat[q_idx], kind="stable")
+    junk = junk_mask(x.q_pids[q_idx], x.q_camids[q_idx], x.g_pids[order], x.g_camids[order], x.junk_pids)
+    match = (x.g_pids[order] == x.q_pids[q_idx]) & ~junk
+    rank = np.where(junk, 0, np.cumsum(~junk))
+    return order, match, junk, rank
+
+
 def raise_if_no_valid_query(num_valid: int, num_q: int) -> None:
     """An empty evaluation would silently give NaN; fail loudly instead."""
     if num_valid == 0:

@@ -2,7 +2,8 @@
 
 This is the usual re-ID evaluation (as in torchreid's ``eval_market1501``):
 argsort every row of the distance matrix, then walk the queries one by one
-with boolean masks. It is slow but easy to check by eye, which is why the fast
+with boolean masks (:func:`ssn3dlib.metrics.rank.ranked_gallery`, which the ranked-list
+figures draw too). It is slow but easy to check by eye, which is why the fast
 :func:`ssn3dlib.metrics.rank.evaluate_rank` is tested against it. The argsort
 is stable so equal distances rank by gallery index, as in the fast version.
 Input checks are shared with the fast version; the ranking logic is not.
@@ -13,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .rank import RankResult, prepare_rank_inputs, raise_if_no_valid_query
+from .rank import RankResult, prepare_rank_inputs, raise_if_no_valid_query, ranked_gallery
 
 
 def _query_average_precision(raw_cmc: np.ndarray, ap: str) -> float:
@@ -43,17 +44,11 @@ def evaluate_rank_reference(
     x = prepare_rank_inputs(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, ap, junk_pids)
     num_q, num_g = x.distmat.shape
     cmc_len = min(x.max_rank, num_g)
-    indices = np.argsort(x.distmat, axis=1, kind="stable")
-    matches = x.g_pids[indices] == x.q_pids[:, np.newaxis]
-    global_junk = np.isin(x.g_pids, x.junk_pids)
-
     all_cmc, all_ap = [], []
     first_match_rank = np.zeros(num_q, dtype=np.int64)  # 0: no true match
     for q_idx in range(num_q):
-        order = indices[q_idx]
-        same_cam = (x.g_pids[order] == x.q_pids[q_idx]) & (x.g_camids[order] == x.q_camids[q_idx])
-        keep = ~(same_cam | global_junk[order])
-        raw_cmc = matches[q_idx][keep]
+        _, match, junk, _ = ranked_gallery(x, q_idx)
+        raw_cmc = match[~junk]
         if not raw_cmc.any():
             continue  # no true match left for this query
         first_match_rank[q_idx] = np.flatnonzero(raw_cmc)[0] + 1
