@@ -20,6 +20,8 @@ COMMANDS = {
     "studies": ("ssn3dlib.commands.studies", "run the study notebooks (papermill batch) or refresh their outputs"),
     "train": ("ssn3dlib.commands.train", "train a model from a YAML config (resumable; DDP under torchrun)"),
     "evaluate": ("ssn3dlib.commands.evaluate", "rank-1/5/10/20 and mAP of a checkpoint under its dataset's protocol"),
+    "visrank": ("ssn3dlib.commands.visrank", "ranked lists: queries and their top-k gallery tracklets, as a PNG"),
+    "extract": ("ssn3dlib.commands.extract", "one embedding per tracklet of a folder or dataset (.npz)"),
 }
 
 

@@ -27,3 +27,14 @@ def tiny_world(tmp_path_factory) -> Path:
     config = load_config("synthetic_tiny")
     root = tmp_path_factory.mktemp("engine_world") / "world"
     return generate_world(WorldConfig.from_dict(config.data.world), root, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_world, tmp_path_factory) -> Path:
+    """A one-step SSN3D run of configs/synthetic_tiny.yaml on `tiny_world` (its last.pt): weights
+    barely trained, but a real engine checkpoint for commands that read one."""
+    from ssn3dlib.engine import load_config, train
+
+    config = load_config("synthetic_tiny", [f"data.root={tiny_world}", "train.tensorboard=false", "train.epochs=1",
+                                            "train.max_steps_per_epoch=1", "train.eval_every=0"])
+    return train(config, tmp_path_factory.mktemp("tiny_run"), progress=False).paths["last"]
