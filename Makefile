@@ -7,13 +7,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Every package and version the environment holds, the test tools included (`make lock` refreshes it).
+LOCK   := requirements.lock
 
-.PHONY: report test bench bench-gpu install clean-venv notebooks pose-env
+.PHONY: report test bench bench-gpu install lock clean-venv notebooks pose-env
 
-$(STAMP): pyproject.toml
+# The lock first, then this project on top of it without resolving anything again
+# (no build isolation: the lock's setuptools builds it, nothing is fetched for the build).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,6 +54,20 @@ $(POSE_STAMP): pyproject.toml
 	$(POSE_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.14" "numpy<2" pillow pandas tqdm pyyaml filelock
 	$(POSE_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(POSE_STAMP)
+
+# Refresh requirements.lock after a change to pyproject.toml's dependencies, then `make test`:
+#   make lock             re-resolve, keeping every pin that still fits
+#   make lock UPGRADE=1   move every package to its newest release
+# The lock is for CPython 3.11 on Linux x86_64 and holds PyPI's torch wheel, which carries CUDA
+# and runs on CPU too. uv (pinned) lives in its own environment, $(LOCK_TOOLS).
+LOCK_TOOLS ?= .venv-lock
+
+lock:
+	test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && echo '*' > $(LOCK_TOOLS)/.gitignore \
+	    && $(LOCK_TOOLS)/bin/python -m pip install --quiet "uv==0.13.9"; }
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --extra test --python-version 3.11.7 \
+	    --python-platform x86_64-manylinux_2_28 $(if $(UPGRADE),--upgrade) \
+	    --custom-compile-command "make lock" --quiet -o $(LOCK)
 
 clean-venv:
 	rm -rf $(VENV)
