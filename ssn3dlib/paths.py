@@ -1,21 +1,68 @@
-"""Where the project reads data and writes reports: from the package location or the
-environment, never from the current working directory (notebooks run from anywhere)."""
+"""Where the project reads data and writes reports.
+
+In a source checkout (an editable install) the defaults lie in and beside the repository,
+whatever the working directory (notebooks run from anywhere). Installed from a wheel there is
+no repository: outputs and data default to the working directory, never beside the package,
+and what ships with the package (configs, dataset manifests, labels) is read as package data.
+The environment variables override both.
+"""
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
+from typing import Optional
 
 from . import REPO_ROOT
 
 
+class CheckoutRequired(RuntimeError):
+    """A tool that needs the repository's own files (the study notebooks) ran from a wheel install."""
+
+
+def _checkout() -> Optional[Path]:
+    """The repository root when ssn3dlib runs from a source checkout, else None."""
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir() else None
+
+
+def checkout_root(needed_by: str = "this command") -> Path:
+    """The repository root; CheckoutRequired, saying what to do, when there is none."""
+    root = _checkout()
+    if root is None:
+        raise CheckoutRequired(
+            f"{needed_by} needs a source checkout of the repository (its notebooks/ and their parameter "
+            f"files), but ssn3dlib runs installed at {Path(__file__).resolve().parent}: clone the "
+            f"repository and run `make install` there (the library commands, such as ssn3d info, train, "
+            f"evaluate and data, work from any installation)")
+    return root
+
+
+def package_data(name: str) -> Path:
+    """A folder that ships inside the package (configs, data_manifests, data_labels), read through
+    importlib.resources, so the same code finds it in a wheel install and in a checkout (where
+    ssn3dlib/<name> is a link to the repository's <name>/)."""
+    path = resources.files(__package__) / name
+    if not isinstance(path, Path):  # a zipped package has no folders to hand out
+        raise RuntimeError(f"ssn3dlib must be installed as files, not zipped ({path})")
+    return path
+
+
+def _default_under(checkout_default: Path, cwd_name: str) -> Path:
+    """The checkout's place, else <working directory>/<cwd_name>."""
+    return checkout_default if _checkout() is not None else Path.cwd() / cwd_name
+
+
 def reports_dir() -> Path:
-    """$SSN3D_REPORTS, else <repo>/reports."""
-    return Path(os.environ.get("SSN3D_REPORTS", REPO_ROOT / "reports")).expanduser().resolve()
+    """$SSN3D_REPORTS, else <repo>/reports in a checkout, else ./reports (a wheel install)."""
+    default = _default_under(REPO_ROOT / "reports", "reports")
+    return Path(os.environ.get("SSN3D_REPORTS", default)).expanduser().resolve()
 
 
 def data_root() -> Path:
-    """$SSN3D_DATA_ROOT, else <repo>/../shared/data (the shared real data beside a checkout)."""
-    return Path(os.environ.get("SSN3D_DATA_ROOT", REPO_ROOT.parent / "shared" / "data")).expanduser().resolve()
+    """$SSN3D_DATA_ROOT, else <repo>/../shared/data (the shared real data beside a checkout),
+    else ./data (a wheel install)."""
+    default = _default_under(REPO_ROOT.parent / "shared" / "data", "data")
+    return Path(os.environ.get("SSN3D_DATA_ROOT", default)).expanduser().resolve()
 
 
 #: Profiles a study runs under: ``smoke`` is each notebook's default parameters (what nbval
@@ -40,13 +87,13 @@ def study_dir(study: str, profile: str = "cpu", create: bool = True) -> Path:
 
 
 def labels_dir() -> Path:
-    """Labels this project made for data read in place (data_labels/ of a checkout)."""
-    return REPO_ROOT / "data_labels"
+    """Labels this project made for data read in place (data_labels/, shipped as package data)."""
+    return package_data("data_labels")
 
 
 def notebooks_dir() -> Path:
-    """The source notebooks (read-only for every tool: executed copies go elsewhere)."""
-    return REPO_ROOT / "notebooks"
+    """The source notebooks (read-only for every tool: executed copies go elsewhere); a checkout's only."""
+    return checkout_root("the study batch (ssn3d studies)") / "notebooks"
 
 
 def profile_params_file(notebook_stem: str, profile: str) -> Path:

@@ -36,11 +36,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from ..paths import CheckoutRequired
     from ..studies.batch import BatchError, NotebookFailed
 
     try:
         return {"run": _run, "refresh": _refresh, "report": _report}[args.action](args)
-    except BatchError as err:
+    except (BatchError, CheckoutRequired) as err:  # CheckoutRequired: a wheel install has no notebooks
         print(f"error: {err}", file=sys.stderr)
         return 2
     except NotebookFailed as failure:

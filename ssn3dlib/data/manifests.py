@@ -6,10 +6,10 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from .. import REPO_ROOT
+from ..paths import package_data
 from .tracklets import VideoReIDDataset
 
-MANIFEST_DIR = REPO_ROOT / "data_manifests"
+MANIFEST_DIR = package_data("data_manifests")
 REQUIRED_KEYS = ("name", "title", "source", "license", "citation", "layout", "counts")
 
 

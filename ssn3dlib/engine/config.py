@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
-from .. import REPO_ROOT
+from ..paths import package_data
 
 if TYPE_CHECKING:
     from ..models import ModelCapabilities
 
-#: Where named configs live: load_config("synthetic_cpu") reads configs/synthetic_cpu.yaml.
-CONFIG_DIR = REPO_ROOT / "configs"
+#: Where named configs live: load_config("synthetic_cpu") reads configs/synthetic_cpu.yaml
+#: (package data: a wheel install has them too).
+CONFIG_DIR = package_data("configs")
 
 AMP_MODES = ("none", "bf16", "fp16")
 OPTIMIZERS = ("adam", "adamw", "sgd")
