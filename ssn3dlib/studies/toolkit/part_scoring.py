@@ -117,3 +117,39 @@ def distinctness(peaks: np.ndarray) -> float:
     """Mean over frames of (distinct peak positions among the N maps) / N."""
     n = peaks.shape[1]
     return float(np.mean([len({tuple(p) for p in frame}) / n for frame in peaks]))
+
+
+def part_hits(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, radius: float) -> np.ndarray:
+    """(M, N) 1.0 / 0.0 per visible (frame, part): its peak within `radius` of the keypoint; NaN
+    where the part is not visible (the per-pair form of ``pck``, for per-part intervals)."""
+    dist = np.linalg.norm(peaks - np.nan_to_num(keypoints[..., :2]), axis=-1)
+    return np.where(visible, (dist <= radius).astype(float), np.nan)
+
+
+def chance_part_hits(keypoints: np.ndarray, visible: np.ndarray, grid: WindowGrid, radius: float) -> np.ndarray:
+    """(M, N) expected hit of a uniformly drawn window per visible (frame, part), NaN elsewhere
+    (the per-pair form of ``chance_pck``)."""
+    near = (_distances_to_grid(keypoints, grid) <= radius).mean(-1)
+    return np.where(visible, near, np.nan)
+
+
+def follows_motion(peaks_a: np.ndarray, peaks_b: np.ndarray, keypoints_a: np.ndarray, keypoints_b: np.ndarray,
+                   visible: np.ndarray, radius: float) -> np.ndarray:
+    """(P, N) per pair of consecutive frames and part visible in both: 1.0 when the peak moved
+    with the keypoint, i.e. |(peak_b - peak_a) - (keypoint_b - keypoint_a)| <= radius; NaN where
+    not visible in both. A map that never moves scores 1 whenever the part moves less than the
+    radius, so read it beside the PCK on the same frames."""
+    error = (peaks_b - peaks_a) - (np.nan_to_num(keypoints_b[..., :2]) - np.nan_to_num(keypoints_a[..., :2]))
+    return np.where(visible, (np.linalg.norm(error, axis=-1) <= radius).astype(float), np.nan)
+
+
+def chance_follows_motion(keypoints_a: np.ndarray, keypoints_b: np.ndarray, visible: np.ndarray, grid: WindowGrid,
+                          radius: float) -> np.ndarray:
+    """(P, N) expected ``follows_motion`` of two independent uniformly drawn windows (exact: the
+    fraction of window-centre pairs whose difference lies within the radius of the keypoint's
+    displacement)."""
+    centres = grid.all_centres()
+    steps = (centres[None, :, :] - centres[:, None, :]).reshape(-1, 2)           # every (a, b) pair: b - a
+    moved = np.nan_to_num(keypoints_b[..., :2]) - np.nan_to_num(keypoints_a[..., :2])  # (P, N, 2)
+    near = (np.linalg.norm(steps[None, None] - moved[..., None, :], axis=-1) <= radius).mean(-1)
+    return np.where(visible, near, np.nan)

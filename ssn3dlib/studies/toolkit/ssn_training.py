@@ -76,18 +76,22 @@ class SSNRun:
 def train_ssn(ssn: SelfSeparatedNetwork, next_batch: Callable[[], Batch], steps: int, seed: int,
               lr: float = 1e-3, weight_decay: float = 5e-4, device: Optional[torch.device] = None,
               extra_params: Iterable[nn.Parameter] = (), labels: Optional[Mapping[str, Any]] = None,
-              desc: str = "SSN", progress: bool = True) -> SSNRun:
+              desc: str = "SSN", progress: bool = True, extra_lr: Optional[float] = None) -> SSNRun:
     """Train `ssn` (and `extra_params`, e.g. a backbone trained with it) with Adam on the SSN
     loss for `steps` steps; next_batch() gives each step's forward arguments, on `device`.
 
     The model comes back in eval mode on `device`; seed only labels the run (seed the model's
-    initialisation and the batch draws before calling: their order is the study's).
+    initialisation and the batch draws before calling: their order is the study's). extra_lr:
+    the extra parameters' learning rate (None = lr), e.g. a smaller one for a pretrained backbone.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     start = time.perf_counter()
-    params = list(ssn.parameters()) + list(extra_params)
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    groups = [{"params": list(ssn.parameters())}]
+    extra = list(extra_params)
+    if extra:
+        groups.append({"params": extra, "lr": lr if extra_lr is None else extra_lr})
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
     run = SSNRun(ssn, seed, dict(labels or {}))
     ssn.train()
     for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
