@@ -92,7 +92,11 @@ def overlay_map(ax, image, attention, extent: Optional[Extent] = None, alpha: fl
     extent: where the map lies in image pixels (default: stretched over the whole image).
     """
     img = show_image(ax, image)
-    att = _maps_array(attention)[0]
+    _draw_map(ax, img, _maps_array(attention)[0], extent, alpha, cmap)
+
+
+def _draw_map(ax, img: np.ndarray, att: np.ndarray, extent: Optional[Extent], alpha: float, cmap: str) -> None:
+    """One map, scaled to its own maximum, over an image already shown on ax."""
     if extent is None:
         extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
     ax.imshow(att / max(att.max(), 1e-12), cmap=cmap, alpha=alpha, vmin=0, vmax=1, extent=extent,
@@ -110,12 +114,12 @@ def draw_windows(ax, centres_xy, size: float, colors, labels: Optional[Sequence[
                                label=None if labels is None else labels[i]))
 
 
-def draw_points(ax, points_xy, colors, visible=None, marker: str = "o", size: float = 4) -> None:
-    """Markers at (x, y) points (e.g. keypoints); invisible ones are skipped."""
+def draw_points(ax, points_xy, colors, visible=None, marker: str = "o", size: float = 4, edge="white") -> None:
+    """Markers at (x, y) points (e.g. keypoints) with an `edge` rim; invisible ones are skipped."""
     pts = np.asarray(points_xy, dtype=float)
     for i, (x, y) in enumerate(pts):
         if (visible is None or visible[i]) and np.isfinite([x, y]).all():
-            ax.plot(x, y, marker, ms=size, color=colors[i], mec="white", mew=0.6)
+            ax.plot(x, y, marker, ms=size, color=colors[i], mec=edge, mew=0.6)
 
 
 def attention_grid(images: Sequence, maps: Sequence, part_names: Sequence[str],
@@ -162,30 +166,41 @@ def attention_grid(images: Sequence, maps: Sequence, part_names: Sequence[str],
 
 
 def parts_on_image(ax, image, maps, part_names: Sequence[str], extent: Optional[Extent] = None,
-                   window_size: Optional[float] = None, levels: int = 3, contours: bool = True) -> np.ndarray:
+                   window_size: Optional[float] = None, levels: int = 3, contours: bool = True,
+                   highlight: Optional[int] = None, faint: float = 0.25) -> np.ndarray:
     """All N maps on one image: each map's peak as a dot, its contours (contours=True) and,
     window_size given, the window at its peak as a box, all in the part's colour.
+    highlight: one part shown in full (its map overlaid on the image, its contours, a bold
+    window) and the others faint (alpha `faint`, no contours), so one part reads at a time.
     Returns the peaks (N, 2) as (x, y)."""
     img = show_image(ax, image)
     a = _maps_array(maps)
     n, gh, gw = a.shape
+    if highlight is not None and not 0 <= highlight < n:
+        raise ValueError(f"part {highlight} does not exist; the maps have parts 0..{n - 1}")
     if extent is None:
         extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
+    if highlight is not None:
+        _draw_map(ax, img, a[highlight], extent, alpha=0.5, cmap="jet")
     left, right, bottom, top = extent
     xs = left + (np.arange(gw) + 0.5) * (right - left) / gw
     ys = top + (np.arange(gh) + 0.5) * (bottom - top) / gh
-    colors = part_colors(n)
+    shown = [highlight is None or i == highlight for i in range(n)]
+    colors = [c if full else (*c[:3], faint) for c, full in zip(part_colors(n), shown)]
     peaks = np.zeros((n, 2))
     for i in range(n):
         norm = a[i] / max(a[i].max(), 1e-12)
-        if contours and gh > 1 and gw > 1 and norm.min() < 0.5:
+        if contours and shown[i] and gh > 1 and gw > 1 and norm.min() < 0.5:
             ax.contour(xs, ys, norm, levels=np.linspace(0.5, 0.9, levels), colors=[colors[i]],
                        linewidths=0.8)
         r, c = np.unravel_index(np.argmax(a[i]), a[i].shape)
         peaks[i] = xs[c], ys[r]
-    draw_points(ax, peaks, colors, size=3.5)
-    if window_size is not None:
-        draw_windows(ax, peaks, window_size, colors, labels=list(part_names))
+    for group, width, edge in (([i for i in range(n) if not shown[i]], 1.0, (1, 1, 1, faint)),
+                               ([i for i in range(n) if shown[i]], 1.2 if highlight is None else 2.2, "white")):
+        draw_points(ax, peaks[group], [colors[i] for i in group], size=3.5, edge=edge)
+        if window_size is not None:
+            draw_windows(ax, peaks[group], window_size, [colors[i] for i in group],
+                         labels=[part_names[i] for i in group], linewidth=width)
     ax.set_xlim(-0.5, img.shape[1] - 0.5)
     ax.set_ylim(img.shape[0] - 0.5, -0.5)
     return peaks

@@ -6,10 +6,13 @@ One loader, one forward pass, one window grid, whatever shows the maps:
   attention maps, by its capabilities); `load_run` adds the dataset it was trained on;
 - `frame_maps` runs frames through the model as at test time; `clip_attention` adds the
   images and the window grid (`LoadedModel.window_grid`, the toolkit's `WindowGrid`);
-- `attention_figure(runs, split, tracklet, frames)` returns a matplotlib figure (what the report
-  and static notebooks use); `attention_strip` shows one part's map over a clip's frames;
+- `attention_figure(runs, split, tracklet, frames, part)` returns a matplotlib figure (what the
+  report and static notebooks use): one row per run, named in words (model, strategy, dataset,
+  seed), one part highlighted at a time with the others faint; `attention_strip` shows one
+  part's map over a clip's frames;
 - `AttentionExplorer(runs).widget()` is an ipywidgets panel for JupyterLab (split, identity,
-  tracklet, first frame, part) that redraws the same figure.
+  tracklet, first frame, part) whose controls and figure are both views of one `ExplorerState`:
+  every change goes through `AttentionExplorer.set`, which makes the state consistent and redraws.
 
     from ssn3dlib.explorer import load_run, AttentionExplorer
     a, b = load_run("reports/runs/cpu/benchmark/<run>/checkpoints/best.pt"), load_run("...")
@@ -76,10 +79,13 @@ def load_model(checkpoint: Union[str, Path], name: Optional[str] = None,
     a model whose capabilities include no attention maps.
 
     dataset_root overrides the config's data.root (e.g. the dataset lives elsewhere on this machine).
+    name labels its figure rows; by default the run in words (model, strategy, dataset, seed:
+    `engine.evaluator.run_title`).
     """
     from .engine.build import build_model
     from .engine.checkpoint import load_checkpoint, unwrap
     from .engine.config import load_config
+    from .engine.evaluator import run_title
 
     payload = load_checkpoint(checkpoint)
     config = load_config(payload["config"], [f"data.root={dataset_root}"] if dataset_root else [])
@@ -93,8 +99,7 @@ def load_model(checkpoint: Union[str, Path], name: Optional[str] = None,
     model = build_model(config)
     unwrap(model).load_state_dict(payload["model"])
     model.eval()
-    label = name or f"{Path(checkpoint).parent.parent.name}/{Path(checkpoint).name}"
-    return LoadedModel(label, model, config)
+    return LoadedModel(name or run_title(config), model, config)
 
 
 def load_run(checkpoint: Union[str, Path], name: Optional[str] = None, dataset_root: Optional[str] = None,
@@ -144,13 +149,22 @@ def clip_attention(run: LoadedModel, tracklet: Tracklet, frames: Sequence[int]):
     return _display(clip), maps, grid.extent, grid.window_pixels
 
 
+def row_labels(runs: Sequence[LoadedModel]) -> List[str]:
+    """Each run's name, one part per line (" · " separates model, dataset and seed); runs whose
+    names coincide are numbered, so two rows are always told apart."""
+    names = [r.name for r in runs]
+    labels = [n.replace(" · ", "\n") for n in names]
+    return [f"{label}\n(run {i + 1})" if names.count(names[i]) > 1 else label for i, label in enumerate(labels)]
+
+
 def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: int = 0,
-                     frames: Sequence[int] = (0, 1, 2, 3), part: Optional[int] = None,
-                     cell=(1.3, 2.4)):
-    """One row per checkpoint. Each row shows, for every frame, the part windows at the maps'
-    peaks over the frame; with `part` given, that part's map is also overlaid on each frame.
-    The same tracklet index of the same split is used for every run (runs must share a dataset
-    for a side-by-side comparison to mean anything: checked by tracklet name)."""
+                     frames: Sequence[int] = (0, 1, 2, 3), part: Optional[int] = None, width: float = 1.7):
+    """One row per checkpoint (labelled in words, see `row_labels`), one panel per frame: the
+    part windows at the maps' peaks over the frame; with `part` given, that part's map is
+    overlaid and its window drawn bold while the other parts are faint. Panels are `width`
+    inches wide, their height follows the input size, and the margins are fixed in inches
+    (no dead space). The same tracklet index of the same split is used for every run (runs must
+    share a dataset for a side-by-side comparison to mean anything: checked by tracklet name)."""
     if not runs:
         raise ValueError("give at least one loaded run")
     tracks = [r.tracklets(split) for r in runs]
@@ -159,28 +173,34 @@ def attention_figure(runs: Sequence[LoadedRun], split: str = "query", tracklet: 
     names = {t[tracklet].name for t in tracks}
     if len(names) > 1:
         raise ValueError(f"the runs index different tracklets ({sorted(names)}): compare runs on one dataset")
+    parts = runs[0].part_names
+    if part is not None and not 0 <= part < len(parts):
+        raise ValueError(f"part {part} does not exist; the model has parts 0..{len(parts) - 1}")
     frames = [f for f in frames if f < len(tracks[0][tracklet])] or [0]
-    cols = len(frames) * (2 if part is not None else 1)
-    fig, axes = new_figure(max(6.0, cell[0] * cols + 0.8), cell[1] * len(runs) + 0.9, nrows=len(runs),
-                           ncols=cols, squeeze=False)
-    for row, run in enumerate(runs):
-        track = tracks[row][tracklet]
-        images, maps, extent, window_px = clip_attention(run, track, frames)
+    h, w = runs[0].config.data.size
+    panel_h, title_h = width * h / w, 0.22                    # inches: one image, its frame title
+    left, head, foot = 0.55, 0.32, 0.3                          # row labels, figure title, legend
+    fig_w, fig_h = left + width * len(frames) + 0.05, head + (panel_h + title_h) * len(runs) + foot
+    fig, axes = new_figure(fig_w, fig_h, nrows=len(runs), ncols=len(frames), squeeze=False)
+    for row, (run, label) in enumerate(zip(runs, row_labels(runs))):
+        images, maps, extent, window_px = clip_attention(run, tracks[row][tracklet], frames)
         for j, f in enumerate(frames):
-            ax = axes[row, j * (2 if part is not None else 1)]
-            ap.parts_on_image(ax, images[j], maps[j], run.part_names, extent, window_size=window_px)
-            ax.set_title(f"frame {f}", fontsize=7)
-            if j == 0:
-                ax.set_ylabel(run.name if len(run.name) <= 28 else run.name[:12] + "…" + run.name[-14:], fontsize=6)
-            if part is not None:
-                ap.overlay_map(axes[row, 2 * j + 1], images[j], maps[j, part], extent)
-                axes[row, 2 * j + 1].set_title(run.part_names[part], fontsize=7)
-    colors = ap.part_colors(len(runs[0].part_names))
-    handles = [Patch(color=c, label=n) for c, n in zip(colors, runs[0].part_names)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=6, frameon=False)
-    fig.suptitle(f"{split} tracklet {tracks[0][tracklet].name} (pid {tracks[0][tracklet].pid}, "
-                 f"camera {tracks[0][tracklet].camid})", fontsize=8)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.16, wspace=0.05, hspace=0.15)
+            ax = axes[row, j]
+            ap.parts_on_image(ax, images[j], maps[j], run.part_names, extent, window_size=window_px,
+                              contours=part is not None, highlight=part)
+            ax.set_title(f"frame {f}", fontsize=7, pad=2)
+        axes[row, 0].set_ylabel(label, fontsize=7)
+    colors = ap.part_colors(len(parts))
+    handles = [Patch(color=c if part in (None, i) else (*c[:3], 0.25), label=n)
+               for i, (c, n) in enumerate(zip(colors, parts))]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 9), fontsize=6, frameon=False,
+               handlelength=1.0, columnspacing=0.8, bbox_to_anchor=(0.5, 0.0))
+    t = tracks[0][tracklet]
+    shown = "all parts' windows" if part is None else f"part {parts[part]!r} (others faint)"
+    fig.suptitle(f"{split} tracklet {t.name} (pid {t.pid}, camera {t.camid}): {shown}", fontsize=8,
+                 y=1 - 0.06 / fig_h)
+    fig.subplots_adjust(left=left / fig_w, right=1 - 0.05 / fig_w, top=1 - (head + title_h) / fig_h,
+                        bottom=foot / fig_h, wspace=0.04, hspace=title_h / panel_h)
     return fig
 
 
@@ -214,51 +234,126 @@ def show_figure(out, fig) -> None:
     out.append_display_data(Image(data=buffer.getvalue()))
 
 
-class AttentionExplorer:
-    """ipywidgets panel over `attention_figure`: split, identity, tracklet, first frame, part."""
+@dataclass
+class ExplorerState:
+    """What the explorer shows; the controls are a view of it, and so is the figure."""
 
-    def __init__(self, runs: Sequence[LoadedRun], clip_frames: int = 4):
+    split: str = "query"
+    pid: Optional[int] = None
+    tracklet: Optional[int] = None       # index into the split's tracklets
+    start: int = 0                       # first frame
+    part: Optional[int] = None           # highlighted part; None: all parts' windows
+
+
+class AttentionExplorer:
+    """ipywidgets panel over `attention_figure`: split, identity, tracklet, first frame, part.
+
+    Every control change goes through one place (`set`): the state is updated, whatever depends
+    on the changed value is made consistent (a new split chooses its first identity, a new
+    identity its first tracklet, a shorter tracklet clamps the first frame), the controls are
+    rewritten from the state and the figure is redrawn from it, always, also when a dependent
+    value happens to stay equal. `drawn` records the state the figure shows."""
+
+    def __init__(self, runs: Sequence[LoadedRun], clip_frames: int = 4, width: float = 1.7):
         self.runs = list(runs)
         self.clip_frames = clip_frames
+        self.width = width
+        self.state = ExplorerState()
+        self.drawn: Optional[ExplorerState] = None
+        self.controls = {}
+        self.output = None
+        self._syncing = False
 
-    def _tracklet_options(self, split: str, pid: int):
+    # ------------------------------------------------------------------ state
+    def _tracklets(self, split: str) -> List[Tracklet]:
+        return self.runs[0].tracklets(split)
+
+    def pids(self, split: str) -> List[int]:
+        return sorted({t.pid for t in self._tracklets(split)})
+
+    def tracklet_options(self, split: str, pid: int):
         return [(f"{t.name} (camera {t.camid}, {len(t)} frames)", i)
-                for i, t in enumerate(self.runs[0].tracklets(split)) if t.pid == pid]
+                for i, t in enumerate(self._tracklets(split)) if t.pid == pid]
+
+    def frames(self) -> List[int]:
+        n = len(self._tracklets(self.state.split)[self.state.tracklet])
+        return list(range(self.state.start, min(n, self.state.start + self.clip_frames)))
+
+    def set(self, **changes) -> None:
+        """Change the state (split, pid, tracklet, start, part), make it consistent, show it."""
+        s = self.state
+        unknown = set(changes) - set(vars(s))
+        if unknown:
+            raise ValueError(f"unknown explorer setting(s) {sorted(unknown)}; use {sorted(vars(s))}")
+        for key, value in changes.items():
+            setattr(s, key, value)
+        if s.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {s.split!r}")
+        pids = self.pids(s.split)
+        if "split" in changes and "pid" not in changes or s.pid not in pids:
+            s.pid = pids[0]
+        options = [i for _, i in self.tracklet_options(s.split, s.pid)]
+        if {"split", "pid"} & set(changes) and "tracklet" not in changes or s.tracklet not in options:
+            s.tracklet = options[0]
+        if {"split", "pid", "tracklet"} & set(changes) and "start" not in changes:
+            s.start = 0
+        s.start = max(0, min(s.start, len(self._tracklets(s.split)[s.tracklet]) - 1))
+        self._show_controls()
+        self.redraw()
+
+    def figure(self):
+        s = self.state
+        return attention_figure(self.runs, s.split, s.tracklet, self.frames(), s.part, width=self.width)
+
+    def redraw(self) -> None:
+        if self.output is not None:
+            show_figure(self.output, self.figure())
+            self.drawn = ExplorerState(**vars(self.state))
+
+    # ------------------------------------------------------------------ widgets
+    def _show_controls(self) -> None:
+        """Write the state into the controls without their events coming back into `set`."""
+        if not self.controls:
+            return
+        s, c = self.state, self.controls
+        self._syncing = True
+        try:
+            c["split"].value = s.split
+            c["pid"].options = self.pids(s.split)
+            c["pid"].value = s.pid
+            c["tracklet"].options = self.tracklet_options(s.split, s.pid)
+            c["tracklet"].value = s.tracklet
+            c["start"].max = len(self._tracklets(s.split)[s.tracklet]) - 1
+            c["start"].value = s.start
+            c["part"].value = -1 if s.part is None else s.part
+        finally:
+            self._syncing = False
+
+    def _on_change(self, key: str):
+        def handler(change):
+            if self._syncing:
+                return
+            value = change["new"]
+            self.set(**{key: None if key == "part" and value < 0 else value})
+        return handler
 
     def widget(self):
         import ipywidgets as w
 
-        split = w.Dropdown(options=list(SPLITS), value="query", description="split")
-        pid = w.Dropdown(description="identity")
-        track = w.Dropdown(description="tracklet")
-        start = w.IntSlider(value=0, min=0, max=0, description="first frame")
+        wide = w.Layout(width="26em")
+        style = {"description_width": "5.5em"}
         parts = [(n, i) for i, n in enumerate(self.runs[0].part_names)]
-        part = w.Dropdown(options=[("all (windows only)", -1)] + parts, value=-1, description="part")
-        out = w.Output()
-
-        def fill_pids(*_):
-            pids = sorted({t.pid for t in self.runs[0].tracklets(split.value)})
-            pid.options = pids
-            pid.value = pids[0]
-
-        def fill_tracks(*_):
-            track.options = self._tracklet_options(split.value, pid.value)
-            track.value = track.options[0][1]
-
-        def redraw(*_):
-            if track.value is None:
-                return
-            n = len(self.runs[0].tracklets(split.value)[track.value])
-            start.max = max(0, n - 1)
-            frames = list(range(start.value, min(n, start.value + self.clip_frames)))
-            show_figure(out, attention_figure(self.runs, split.value, track.value, frames,
-                                              None if part.value < 0 else part.value))
-
-        split.observe(fill_pids, "value")
-        pid.observe(fill_tracks, "value")
-        for control in (track, start, part):
-            control.observe(redraw, "value")
-        fill_pids()
-        fill_tracks()
-        redraw()
-        return w.VBox([w.HBox([split, pid]), w.HBox([track, start, part]), out])
+        self.controls = {
+            "split": w.Dropdown(options=list(SPLITS), description="split", style=style),
+            "pid": w.Dropdown(description="identity", style=style),
+            "tracklet": w.Dropdown(description="tracklet", layout=wide, style=style),
+            "start": w.IntSlider(min=0, max=0, description="first frame", style=style),
+            "part": w.Dropdown(options=[("all (windows only)", -1)] + parts, value=-1, description="part",
+                               style=style),
+        }
+        self.output = w.Output()
+        for key, control in self.controls.items():
+            control.observe(self._on_change(key), "value")
+        self.set(split=self.state.split)
+        c = self.controls
+        return w.VBox([w.HBox([c["split"], c["pid"], c["part"]]), w.HBox([c["tracklet"], c["start"]]), self.output])

@@ -264,7 +264,7 @@ def explorer_figures(profile: str = "cpu") -> List[Path]:
         if record.get("lambda_ssn") != record.get("config_lambda_ssn", record.get("lambda_ssn")):
             continue          # a Fig. 3 sweep run: the main-lambda run already shows this dataset
         try:
-            loaded = load_run(ckpt, name=run)
+            loaded = load_run(ckpt)        # rows named in words (model, strategy, dataset, seed)
         except (ValueError, FileNotFoundError, OSError) as err:   # dataset gone: skip, say why
             print(f"explorer view of {run} skipped: {err}")
             continue
