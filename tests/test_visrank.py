@@ -113,3 +113,19 @@ def test_visrank_refuses_a_wrong_checkpoint(tiny_checkpoint, tmp_path, capsys):
     assert main(["visrank", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "x.png"),
                  "--queries", "nobody", "--quiet"]) == 2
     assert "no query 'nobody'" in capsys.readouterr().err
+
+
+def test_the_report_shows_one_ranked_list_per_benchmark_checkpoint(tiny_checkpoint, tmp_path, monkeypatch):
+    from ssn3dlib.reporting.report import render_report, visrank_figures
+
+    monkeypatch.setenv("SSN3D_REPORTS", str(tmp_path))
+    run = "synthetic_world_ssn3d_semi-supervised_shared_lambda0.1_seed0"
+    target = tmp_path / "runs" / "cpu" / "benchmark" / run / "checkpoints" / "last.pt"
+    target.parent.mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, target)
+    gone = tmp_path / "runs" / "cpu" / "benchmark" / run.replace("synthetic_world", "mars") / "checkpoints"
+    gone.mkdir(parents=True)
+    (gone / "last.pt").write_text("truncated")              # skipped with its reason, not fatal
+    assert visrank_figures("cpu", topk=2, count=1) == [tmp_path / "visrank" / f"{run}.png"]
+    text = render_report("cpu", tmp_path)
+    assert "## Ranked lists of the worst queries" in text and f"(visrank/{run}.png)" in text

@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..paths import reports_dir, study_dir
 from ..studies.toolkit import METRICS_FILE, WALL_TIME_KEY, Claim, claims_from_records, read_json
@@ -123,9 +123,13 @@ STUDIES = (
     Study("benchmark", "04_benchmark", "Video re-ID benchmarks", "Tables 1-5, Fig. 3"),
     Study("misalignment", "05_misalignment", "Misalignment (the central claim)", "Sec. 3 claim"),
 )
-#: Figures that are not a notebook's: the attention explorer's views of benchmark checkpoints.
+#: Figures that are not a notebook's: the attention explorer's views and the ranked lists of
+#: the benchmark's checkpoints.
 EXPLORER = Study("explorer", "04_benchmark", "Attention explorer views (SSN3D checkpoints of notebook 04)",
                  "Fig. 4 style")
+VISRANK = Study("visrank", "04_benchmark", "Ranked lists of the worst queries (SSN3D checkpoints of notebook 04)",
+                "`ssn3d visrank`")
+CHECKPOINT_VIEWS = (EXPLORER, VISRANK)
 
 
 def _not_run(study: Study, profile: str, why: str = "") -> Row:
@@ -224,9 +228,9 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
             verdict = f"**{c.verdict}**" + (f": {c.reason}" if c.reason else "")
             lines.append(f"| {number} | {_cell(c.source)} | {_cell(c.paper)} | {_cell(ours)} | {_cell(c.effect)} "
                          f"| {_cell(c.n)} | {_cell(c.mde)} | {_cell(verdict)} |")
-    for study in STUDIES + (EXPLORER,):
+    for study in STUDIES + CHECKPOINT_VIEWS:
         folder = study_dir(study.name, profile, create=False)
-        if study is EXPLORER and not any(folder.glob("*.png")):
+        if study in CHECKPOINT_VIEWS and not any(folder.glob("*.png")):
             continue
         lines += ["", f"## {study.title} ({study.figure})", "",
                   f"Notebook `notebooks/{study.notebook}.ipynb`; outputs in `{os.path.relpath(folder, root)}/`."]
@@ -247,14 +251,9 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def explorer_figures(profile: str = "cpu") -> List[Path]:
-    """Attention explorer views of the benchmark's semi-supervised SSN3D checkpoints (one per
-    dataset), saved under <study_dir("explorer")>; none when no such checkpoint exists."""
-    import matplotlib.pyplot as plt
-
-    from ..explorer import attention_figure, load_run
-    from ..figures import save_figure
-
+def benchmark_checkpoints(profile: str = "cpu") -> List[Tuple[str, Path]]:
+    """(run name, last.pt) of the benchmark's semi-supervised shared SSN3D runs at their main
+    lambda, seed 0: one per dataset (the checkpoints the report's views show)."""
     runs_root = reports_dir() / "runs" / profile / "benchmark"
     records = study_dir("benchmark", profile, create=False)
     out = []
@@ -263,13 +262,46 @@ def explorer_figures(profile: str = "cpu") -> List[Path]:
         record = read_json(records / f"{run}.json") or {}
         if record.get("lambda_ssn") != record.get("config_lambda_ssn", record.get("lambda_ssn")):
             continue          # a Fig. 3 sweep run: the main-lambda run already shows this dataset
+        out.append((run, ckpt))
+    return out
+
+
+def explorer_figures(profile: str = "cpu") -> List[Path]:
+    """Attention explorer views of `benchmark_checkpoints` (one per dataset), saved under
+    <study_dir("explorer")>; none when no such checkpoint exists."""
+    from ..explorer import attention_figure, load_run
+
+    def draw(run, ckpt):
+        return attention_figure([load_run(ckpt)], "query", 0, frames=[0, 1, 2, 3])   # rows named in words
+
+    return _checkpoint_views(EXPLORER, profile, draw)
+
+
+def visrank_figures(profile: str = "cpu", topk: int = 8, count: int = 3) -> List[Path]:
+    """Ranked lists of the worst queries of `benchmark_checkpoints` (one per dataset), saved
+    under <study_dir("visrank")>; none when no such checkpoint exists."""
+    from .visrank import visrank
+
+    return _checkpoint_views(VISRANK, profile, lambda run, ckpt: visrank(ckpt, "worst", topk=topk, count=count,
+                                                                         progress=False)[0])
+
+
+def _checkpoint_views(study: Study, profile: str, draw) -> List[Path]:
+    """draw(run, checkpoint) -> figure for each benchmark checkpoint, saved as <run>.png; a run
+    whose dataset or file is gone is skipped with the reason printed."""
+    import matplotlib.pyplot as plt
+
+    from ..engine.checkpoint import CheckpointError
+    from ..figures import save_figure
+
+    out = []
+    for run, ckpt in benchmark_checkpoints(profile):
         try:
-            loaded = load_run(ckpt)        # rows named in words (model, strategy, dataset, seed)
-        except (ValueError, FileNotFoundError, OSError) as err:   # dataset gone: skip, say why
-            print(f"explorer view of {run} skipped: {err}")
+            fig = draw(run, ckpt)
+        except (ValueError, OSError, CheckpointError) as err:   # dataset gone: skip, say why
+            print(f"{study.name} view of {run} skipped: {err}")
             continue
-        fig = attention_figure([loaded], "query", 0, frames=[0, 1, 2, 3])
-        out.append(save_figure(fig, study_dir("explorer", profile) / f"{run}.png"))
+        out.append(save_figure(fig, study_dir(study.name, profile) / f"{run}.png"))
         plt.close(fig)
     return out
 
@@ -281,6 +313,7 @@ def write_report(profile: str = "cpu") -> List[Path]:
     root = reports_dir() if profile == "cpu" else reports_dir() / profile
     root.mkdir(parents=True, exist_ok=True)
     explorer_figures(profile)
+    visrank_figures(profile)
     text = render_report(profile, root)
     md = root / "REPORT.md"
     md.write_text(text)
