@@ -177,6 +177,7 @@ def visrank(checkpoint: Union[str, Path], queries: Union[str, Sequence] = "worst
     lists = ranked_lists(distmat, *identities_and_cameras(dataset), queries=queries, topk=topk, count=count,
                          names=[t.name for t in dataset.query], seed=seed)
     chosen = queries if isinstance(queries, str) and queries in ("worst", "random") else "chosen"
-    title = (f"{run_title(config)} ({trained.payload['epoch']} epochs): {chosen} queries, "
+    epochs = trained.payload['epoch']
+    title = (f"{run_title(config)} ({epochs} epoch{'s' if epochs != 1 else ''}): {chosen} queries, "
              f"{config.eval.metric} distance")
     return visrank_figure(lists, dataset.query, dataset.gallery, frames=frames, title=title), lists
