@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Every package and version the environment holds, the test tools included (`make lock` refreshes it).
 LOCK   := requirements.lock
 
-.PHONY: report test bench bench-gpu install lock clean-venv notebooks pose-env
+.PHONY: report test bench bench-gpu gpu-check install lock clean-venv notebooks pose-env
 
 # The lock first, then this project on top of it without resolving anything again
 # (no build isolation: the lock's setuptools builds it, nothing is fetched for the build).
@@ -41,6 +41,13 @@ bench: $(STAMP)
 
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/bench_models.py --device cuda
+
+# Every GPU path, briefly, on one GPU (about 5 minutes): CUDA training in fp32, bf16, fp16 with
+# GradScaler and channels_last, a one-process NCCL torchrun, bench_models.py --device cuda, the
+# notebooks on CUDA; prints a table, writes reports/perf/gpu_check.json. Not yet run on a GPU
+# (benchmarks/gpu_check.py --cpu exercises the script itself on CPU).
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 # MediaPipe Pose 0.10.14 (keypoint pseudo-labels) needs numpy<2: its own environment.
 POSE_VENV  ?= .venv-pose
