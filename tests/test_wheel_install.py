@@ -1,9 +1,10 @@
 """The package as a user installs it: a wheel built from the checkout's files, installed into a
 fresh virtual environment, run from a folder outside the checkout.
 
-Marked `wheel` (about 15 s on 2 cores: one wheel build, a few `ssn3d` processes that each import
-torch, a one-epoch tiny training). It stays in `make test`; `-m "not wheel"` leaves it out. Nothing is downloaded: the fresh environment reuses the running environment's
-installed dependencies (torch and the rest) through a .pth file naming its site-packages, which
+Marked `wheel` (about 20 s on 2 cores: one wheel build, a few `ssn3d` processes that each import
+torch, a one-epoch tiny training). It stays in `make test`; `-m "not wheel"` leaves it out.
+Nothing is downloaded: the fresh environment reuses the running environment's installed
+dependencies (torch and the rest) through a .pth file naming its site-packages, which
 appends that folder to sys.path after the fresh environment's own site-packages, so `ssn3dlib`
 is imported from the wheel and everything else from the running environment. The checkout's
 editable install is not picked up: .pth files in an appended folder are not executed.
@@ -118,6 +119,11 @@ def test_wheel_runs_outside_the_checkout(installed, tmp_path):
     evaluated = _run([ssn3d, "evaluate", "--checkpoint", run_dir / "checkpoints" / "last.pt", "--quiet",
                       "--out", "eval.json"], work, env)
     assert "mAP" in evaluated.stdout and (work / "eval.json").is_file()
+    _run([ssn3d, "extract", "--checkpoint", run_dir / "checkpoints" / "last.pt", "--dataset", "synthetic_world",
+          "--splits", "query", "--out", "features.npz", "--quiet"], work, env)
+    _run([ssn3d, "visrank", "--checkpoint", run_dir / "checkpoints" / "last.pt", "--out", "ranks.png",
+          "--num-queries", "2", "--topk", "3", "--quiet"], work, env)
+    assert (work / "features.npz").is_file() and (work / "ranks.png").is_file()
 
     # The study batch needs the repository's notebooks and says so.
     studies = _run([ssn3d, "studies", "run", "--profile", "smoke", "--dry-run"], work, env, expect=2)
