@@ -58,7 +58,7 @@ pose-env: $(POSE_STAMP)
 $(POSE_STAMP): pyproject.toml
 	test -x $(POSE_VENV)/bin/python || $(PYTHON) -m venv $(POSE_VENV)
 	echo '*' > $(POSE_VENV)/.gitignore
-	$(POSE_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.14" "numpy<2" pillow pandas tqdm pyyaml filelock
+	$(POSE_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.14" "numpy<2" pillow pandas tqdm pyyaml filelock scipy
 	$(POSE_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(POSE_STAMP)
 

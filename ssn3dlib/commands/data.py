@@ -2,8 +2,9 @@
 
 - verify NAME --root DIR: check a dataset tree against data_manifests/NAME.yaml.
 - synth --root DIR [...]: write a synthetic video re-ID world (ssn3dlib.data.synthetic).
-- pseudolabel --images DIR --out CSV: MediaPipe Pose keypoints for a folder of crops
-  (runs in the pose environment, see ssn3dlib.data.pseudolabel).
+- pseudolabel (--images DIR | --dataset NAME --root DIR) --out CSV: MediaPipe Pose keypoints for
+  a folder of crops or a dataset's tracklets, resumable (runs in the pose environment, see
+  ssn3dlib.data.pseudolabel).
 """
 from __future__ import annotations
 
@@ -232,10 +233,21 @@ def _add_pseudolabel(sub):
         description="Label body keypoints with MediaPipe Pose 0.10.14 as the reference "
                     "pku_reid_subset/keypoints_mediapipe.csv was made. Needs mediapipe, which needs "
                     "numpy<2: run it with .venv-pose/bin/python -m ssn3dlib (make pose-env).")
-    pose.add_argument("--images", type=Path, required=True,
-                      help="folder the table's image paths are relative to (e.g. a dataset root)")
-    pose.add_argument("--out", type=Path, required=True, help="keypoint table to write (CSV)")
+    source = pose.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path,
+                        help="folder the table's image paths are relative to (e.g. a dataset root)")
+    source.add_argument("--dataset", help="label a registered dataset's tracklets (with --root)")
+    pose.add_argument("--root", type=Path, help="with --dataset: the dataset's root folder")
+    pose.add_argument("--frames-per-tracklet", type=int, default=4, metavar="K",
+                      help="with --dataset: frames spread over each training tracklet (default 4; training "
+                           "uses the best-visible 2)")
+    pose.add_argument("--test-frames", action="store_true",
+                      help="with --dataset: every query and gallery frame too (the supervised strategy)")
+    pose.add_argument("--out", type=Path, required=True,
+                      help="keypoint table to write (CSV); a killed run resumes from it (OUT.progress lists "
+                           "what it has done)")
     pose.add_argument("--glob", default="**/*.jpg", help="which files under --images to label (default '**/*.jpg')")
+    pose.add_argument("--workers", type=int, default=1, help="pose-model processes (default 1)")
     pose.add_argument("--min-detection-confidence", type=float, default=0.5,
                       help="MediaPipe's person detection threshold (default 0.5, as the reference)")
     pose.add_argument("--compare", type=Path, default=None, metavar="CSV",
@@ -245,28 +257,50 @@ def _add_pseudolabel(sub):
 
 def pseudolabel(args) -> int:
     from ..data.keypoints import read_keypoint_table
+    from ..data.layout import DatasetLayoutError
     from ..data.pseudolabel import (
         PoseModelUnavailable,
         compare_tables,
+        dataset_frames,
         find_images,
-        pseudolabel_images,
-        write_keypoint_table,
+        label_images,
+        load_pose_model,
+        progress_path,
     )
 
-    if args.out.exists() and not args.overwrite:
+    resuming = args.out.exists() and progress_path(args.out).is_file() and not args.overwrite
+    if args.out.exists() and not (args.overwrite or resuming):
         return _fail(f"{args.out} exists; pass --overwrite to replace it")
     if not 0 <= args.min_detection_confidence <= 1:
         return _fail(f"--min-detection-confidence must lie in 0..1, got {args.min_detection_confidence}")
+    if args.dataset and args.root is None:
+        return _fail("--dataset needs --root, the dataset's folder")
     try:
         reference = read_keypoint_table(args.compare) if args.compare else None
-        images = find_images(args.images, args.glob)
-        print(f"{len(images)} images under {args.images} match {args.glob!r}")
-        table, with_pose = pseudolabel_images(args.images, images,
-                                              min_detection_confidence=args.min_detection_confidence)
-    except (FileNotFoundError, ValueError, PoseModelUnavailable) as err:
+        load_pose_model(args.min_detection_confidence).close()   # no MediaPipe: say so before any work
+        if args.dataset:
+            from ..data.readers import read_dataset
+
+            root = args.root
+            images = dataset_frames(read_dataset(args.dataset, root), args.frames_per_tracklet, args.test_frames)
+            print(f"{len(images)} frames of {args.dataset} at {root}: {args.frames_per_tracklet} per training "
+                  f"tracklet{' and every test frame' if args.test_frames else ''}")
+        else:
+            root = args.images
+            images = find_images(root, args.glob)
+            print(f"{len(images)} images under {root} match {args.glob!r}")
+        if args.overwrite:
+            progress_path(args.out).unlink(missing_ok=True)
+            args.out.unlink(missing_ok=True)
+        elif resuming:
+            print(f"resuming {args.out} ({progress_path(args.out)} lists what is done)")
+        label_images(root, images, args.out, workers=args.workers,
+                     min_detection_confidence=args.min_detection_confidence)
+        table = read_keypoint_table(args.out)
+    except (DatasetLayoutError, FileNotFoundError, ValueError, PoseModelUnavailable) as err:
         return _fail(str(err))
-    write_keypoint_table(table, args.out)
-    print(f"{with_pose} of {len(images)} images got a pose ({with_pose / len(images):.1%}); "
+    with_pose = table["image"].nunique()
+    print(f"{with_pose} of {len(images)} images got a pose ({with_pose / max(len(images), 1):.1%}); "
           f"wrote {len(table)} rows to {args.out}")
     if reference is not None:
         _print_comparison(compare_tables(table, reference), args.compare)

@@ -9,20 +9,29 @@ landmarks mapped back to crop pixels. Images without a detected pose get no rows
 MediaPipe 0.10.14 needs numpy<2, so it lives in its own environment (`make pose-env`
 creates .venv-pose); this module imports it (and OpenCV, which it brings) only inside
 `load_pose_model` and `letterbox_image`, so the rest of the package never needs it.
+
+A dataset is labelled where training uses labels: K frames spread over each training tracklet
+(`dataset_frames`; the semi-supervised strategy takes the best-visible labelled ones), every
+test frame only when asked (the supervised strategy). `label_images` appends to the table
+chunk by chunk from worker processes and resumes after a kill (see its docstring).
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from .keypoints import COLUMNS
+
+if TYPE_CHECKING:
+    from .tracklets import VideoReIDDataset
 
 #: The MediaPipe landmarks the table keeps, in table order (the face and hand/foot
 #: extras of BlazePose's 33 are dropped, as in the reference table).
@@ -151,6 +160,29 @@ def find_images(root: Path, pattern: str) -> List[str]:
     return found
 
 
+def spread_frames(frames: Sequence[str], k: int) -> List[str]:
+    """k frames spread evenly over a tracklet, its first and last among them (k = 1: the middle
+    one); every frame of a tracklet of k or fewer."""
+    n = len(frames)
+    if k < 1:
+        raise ValueError(f"frames per tracklet must be at least 1, got {k}")
+    if n <= k:
+        return list(frames)
+    if k == 1:
+        return [frames[n // 2]]
+    return [frames[round(i * (n - 1) / (k - 1))] for i in range(k)]
+
+
+def dataset_frames(dataset: "VideoReIDDataset", frames_per_tracklet: int, test: bool = False) -> List[str]:
+    """The frames to label, relative to the dataset root, sorted: `frames_per_tracklet` spread
+    over each training tracklet, and with `test` every query and gallery frame."""
+    chosen = {f for t in dataset.train for f in spread_frames(t.frames, frames_per_tracklet)}
+    if test:
+        chosen.update(f for t in (*dataset.query, *dataset.gallery) for f in t.frames)
+    root = Path(dataset.root).resolve()
+    return sorted(Path(f).resolve().relative_to(root).as_posix() for f in chosen)
+
+
 # ============================================================================ model
 
 def _import_opencv():
@@ -196,27 +228,99 @@ def detect(model, canvas: np.ndarray) -> Optional[Dict[str, Tuple[float, float, 
     return {k: (m.x, m.y, m.visibility) for k, m in marks.items()}
 
 
-def pseudolabel_images(root: Path, images: Sequence[str], progress: bool = True,
-                       min_detection_confidence: float = 0.5) -> Tuple[pd.DataFrame, int]:
-    """Label every image (paths relative to root). Returns the table and the number of
-    images that got a pose."""
+def _label_one(model, root: Path, rel: str) -> List[tuple]:
+    """The table rows of one image (none without a pose)."""
     from PIL import Image
+
+    with Image.open(Path(root) / rel) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    box = Letterbox(rgb.shape[1], rgb.shape[0])
+    landmarks = detect(model, letterbox_image(rgb, box))
+    return [] if landmarks is None else landmark_rows(rel, landmarks, box)
+
+
+_WORKER_MODEL = None
+
+
+def _start_worker(min_detection_confidence: float) -> None:
+    global _WORKER_MODEL
+    _WORKER_MODEL = load_pose_model(min_detection_confidence)
+
+
+def _label_chunk(task: Tuple[str, Sequence[str]]) -> Tuple[Sequence[str], List[tuple]]:
+    root, chunk = task
+    return chunk, [row for rel in chunk for row in _label_one(_WORKER_MODEL, Path(root), rel)]
+
+
+def progress_path(out: Path) -> Path:
+    """The list of images a partial table has done (with or without a pose), beside it."""
+    return Path(out).with_name(Path(out).name + ".progress")
+
+
+def _resume_state(out: Path, images: Sequence[str]) -> List[str]:
+    """The images still to do; the table is cut back to the images its progress file lists
+    (a kill between writing a chunk's rows and listing the chunk leaves rows of unlisted images)."""
+    done_file = progress_path(out)
+    if not done_file.is_file():
+        return list(images)
+    done = set(done_file.read_text().split("\n")) - {""}
+    if out.is_file() and out.stat().st_size:
+        table = pd.read_csv(out, dtype={"image": str})
+        kept = table[table["image"].isin(done)]
+        if len(kept) != len(table):
+            write_keypoint_table(kept, out)
+    return [rel for rel in images if rel not in done]
+
+
+def label_images(root: Path, images: Sequence[str], out: Path, workers: int = 1, chunk_size: int = 32,
+                 min_detection_confidence: float = 0.5, progress: bool = True) -> int:
+    """Label `images` (paths relative to root) into the keypoint table `out`; the number of
+    images done, this run and before.
+
+    Resumable: each chunk's rows are appended to `out`, then its images to out.progress; a run
+    started again on the same `out` skips what that file lists, so a killed run loses at most
+    the chunks in flight. Chunks go to `workers` processes (each with its own model) and are
+    written in image order, so a resumed table equals an uninterrupted one. The progress file
+    is removed when every image is done.
+    """
     from tqdm import tqdm
 
-    model = load_pose_model(min_detection_confidence)
-    rows, with_pose = [], 0
+    out = Path(out)
+    todo = _resume_state(out, images)
+    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    progress_path(out).touch()
+    header = not (out.is_file() and out.stat().st_size)
+    bar = tqdm(total=len(images), initial=len(images) - len(todo), desc="pose", unit="img", disable=not progress,
+               smoothing=0.05)
+    tasks = [(str(root), c) for c in chunks]
+    if workers > 1:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (min_detection_confidence,))
+        results = pool.imap(_label_chunk, tasks)
+    else:
+        pool = None
+        _start_worker(min_detection_confidence)
+        results = map(_label_chunk, tasks)
     try:
-        for rel in tqdm(images, desc="pose", unit="img", disable=not progress):
-            with Image.open(Path(root) / rel) as im:
-                rgb = np.asarray(im.convert("RGB"))
-            box = Letterbox(rgb.shape[1], rgb.shape[0])
-            landmarks = detect(model, letterbox_image(rgb, box))
-            if landmarks is not None:
-                with_pose += 1
-                rows += landmark_rows(rel, landmarks, box)
+        with open(out, "a", newline="") as table_file, open(progress_path(out), "a") as done_file:
+            for chunk, rows in results:
+                keypoint_table(rows).to_csv(table_file, index=False, header=header)
+                header = False
+                table_file.flush()
+                os.fsync(table_file.fileno())
+                done_file.write("".join(f"{rel}\n" for rel in chunk))
+                done_file.flush()
+                bar.update(len(chunk))
     finally:
-        model.close()
-    return keypoint_table(rows), with_pose
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+        elif _WORKER_MODEL is not None:
+            _WORKER_MODEL.close()
+    if header:   # nothing had a pose: still a table, with its header
+        keypoint_table([]).to_csv(out, index=False)
+    progress_path(out).unlink()
+    return len(images)
 
 
 # ============================================================================ comparison
