@@ -177,12 +177,13 @@ def test_what_would_decide_gives_the_seeds_and_queries_by_hand():
 
 
 def test_alignment_claims_compare_the_ssn_with_chance_and_the_position_prior_per_tracklet():
-    def alignment(ssn, prior, chance):
-        return {"query": QUERIES, "ssn": [ssn] * 6, "prior": [prior] * 6, "chance": [chance] * 6}
+    def alignment(ssn, prior, chance, follows=0.5):
+        return {"query": QUERIES, "ssn": [ssn] * 6, "prior": [prior] * 6, "chance": [chance] * 6,
+                "follows": [follows] * 6, "follows_chance": [0.2] * 6, "follows_static": [0.9] * 6}
 
     ev = _evals({("ssn3d-semi", 0.0, 0.0, 0.0): [ALL, ALL], ("ssn3d-semi", 0.0, 1.0, 0.0): [ALL, ALL]},
                 alignment={("ssn3d-semi", 0.0, 0.0, 0.0): [alignment(0.6, 0.9, 0.1)] * 2,
-                           ("ssn3d-semi", 0.0, 1.0, 0.0): [alignment(0.6, 0.5, 0.1)] * 2})
+                           ("ssn3d-semi", 0.0, 1.0, 0.0): [alignment(0.6, 0.5, 0.1, 0.1)] * 2})
     claims = by_name(ms.alignment_claims(ev, "cpu", 0.0))
     assert claims["ssn_aligns_at_0"].verdict == "reproduced" and claims["ssn_aligns_at_0"].paper_claim
     assert claims["ssn_aligns_at_0"].comparison["effect"] == pytest.approx(50.0)
@@ -190,6 +191,10 @@ def test_alignment_claims_compare_the_ssn_with_chance_and_the_position_prior_per
     assert prior0.verdict == "contradicted" and not prior0.paper_claim
     assert prior0.comparison["n"] == {"query tracklets": 6, "seeds": 2}
     assert claims["ssn_beats_position_prior_at_1"].verdict == "reproduced"
+    # stability across frames: peaks move with their part more often than two random windows' (at 0), less (at 1)
+    stable0, stable1 = claims["ssn_parts_stable_across_frames_at_0"], claims["ssn_parts_stable_across_frames_at_1"]
+    assert stable0.verdict == "reproduced" and stable0.comparison["effect"] == pytest.approx(30.0)
+    assert stable1.verdict == "contradicted" and "never moves in 90.0%" in stable1.detail
     assert ms.alignment_claims(ev[ev["variant"] == "none"], "cpu", 0.0) == []
 
 
@@ -247,6 +252,7 @@ def test_tiny_study_through_the_engine(tmp_path, monkeypatch):
     assert evals.iloc[0]["per_query"]["query"] == evals.iloc[2]["per_query"]["query"]
     ssn = evals[evals["variant"] == "ssn3d-semi"]
     assert all(a["frames"] > 0 and 0 <= a["pck"] <= 1 and len(a["ssn"]) == len(a["query"]) for a in ssn["alignment"])
+    assert all(ms.ALIGNMENT_KEYS <= set(a) and all(0 <= v <= 1 for v in a["follows_chance"]) for a in ssn["alignment"])
     assert evals[evals["variant"] == "c3d"]["alignment"].isna().all()
     with pytest.raises(ValueError, match="no attention maps"):
         load_model(ms.checkpoint_path(work, models[1]))

@@ -5,6 +5,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -398,3 +399,40 @@ def test_video_pairs_are_consecutive_frames_of_one_identity():
     frames = [("A", 1, 1), ("A", 1, 2), ("A", 1, 4), ("A", 2, 2), ("A", 2, 3), ("B", 1, 3)]
     assert consecutive_pairs(frames).tolist() == [[0, 1], [3, 4]]
     assert consecutive_pairs([]).shape == (0, 2)
+
+
+def test_left_and_right_swaps_are_counted_per_crop_against_their_exact_chance():
+    kp = np.zeros((2, N, 3))
+    kp[..., 2] = 1.0
+    k1, k2, f1, f2 = (P.PARTS.index(p) for p in ("knee1", "knee2", "foot1", "foot2"))
+    kp[:, k1, :2], kp[:, k2, :2] = (2.0, 10.0), (8.0, 10.0)
+    kp[:, f1, :2], kp[:, f2, :2] = (2.0, 20.0), (8.0, 20.0)
+    vis = np.ones((2, N), bool)
+    vis[1, f2] = False                                   # crop 1 shows only its knees as a pair
+    peaks = kp[..., :2].copy()
+    peaks[0, k1], peaks[0, k2] = kp[0, k2, :2], kp[0, k1, :2]       # crop 0: knees swapped, feet right
+    peaks[1, k1] = (7.0, 10.0)                            # crop 1: one knee crossed, the other did not
+    np.testing.assert_allclose(P.side_swaps(peaks, kp, vis), [0.5, 0.0])
+    # window centres x = 1..10: 5 columns lie nearer x 8 than x 2, 4 nearer x 2 (x = 5 is a tie): 0.5 x 0.4
+    grid = WindowGrid((24, 12), (24, 12), 3)
+    np.testing.assert_allclose(P.chance_side_swaps(kp, vis, grid), [0.2, 0.2])
+    none = vis.copy()
+    none[:, [k2, f2]] = False
+    assert np.isnan(P.side_swaps(peaks, kp, none)).all()
+
+
+def test_a_small_loss_means_parts_only_if_loss_and_pck_fall_together():
+    from ssn3dlib.studies.toolkit import correlation
+    loss = np.arange(8) / 10
+    agree = correlation(loss, 1 - loss, direction=-1)              # lower loss, higher PCK: the paper's reading
+    assert agree.verdict == "reproduced" and agree.effect == pytest.approx(100.0) and agree.n == {"runs": 8}
+    against = correlation(loss, loss, direction=-1)
+    assert against.verdict == "contradicted" and against.effect == pytest.approx(-100.0)
+    noise = correlation(loss, [0.3, 0.1, 0.5, 0.2, 0.4, 0.6, 0.2, 0.3], direction=-1)
+    assert noise.verdict == "inconclusive" and noise.low < 0 < noise.high and noise.mde > 50
+    with pytest.raises(ValueError, match="at least 5"):
+        correlation([1, 2, 3], [1, 2, 3])
+    runs = pd.DataFrame({"loss_of_log_n": loss / 10, "pck": [0.2, 0.6, 0.1, 0.5, 0.3, 0.2, 0.7, 0.1]})
+    claim = P.loss_vs_parts_claim(runs, "cpu")
+    assert claim.name == "all settings: small_loss_means_parts" and claim.paper_claim
+    assert claim.verdict == "inconclusive" and "8 of 8 runs end under 0.1 log N" in claim.detail

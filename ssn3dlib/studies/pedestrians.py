@@ -120,7 +120,15 @@ from .toolkit import (
     visible_keypoints,
 )
 from .toolkit.ssn_training import Batch
-from .toolkit.statistics import INCONCLUSIVE, Comparison, against_reference, compare, deciding, units_needed
+from .toolkit.statistics import (
+    INCONCLUSIVE,
+    Comparison,
+    against_reference,
+    compare,
+    correlation,
+    deciding,
+    units_needed,
+)
 
 STUDY = "pedestrians"
 PART_SET = "pedestrian6"
@@ -912,11 +920,56 @@ def per_crop_scores(result: DatasetResult, idx: np.ndarray, prior: np.ndarray, p
     out["pck"]["chance"] = nan_mean(hits["chance"])
     out["pck"]["prior"] = nan_mean(hits["prior"])
     out["hits"] = {k: _nan_to_none(np.asarray(v)) for k, v in hits.items()}
+    out["swaps"] = {s: [_nan_to_none(side_swaps(peaks(s, seed), kp, vis)) for seed in params.seeds]
+                    for s in result.methods}
+    out["swaps"]["chance"] = _nan_to_none(chance_side_swaps(kp, vis, grid))
     out["agreement"] = {s: [per_crop(lambda x, y: peak_agreement(x, y, radius), peaks(s, a), peaks(s, b))
                             for a, b in disjoint_pairs(params.seeds)] for s in result.methods}
     out["distinctness"] = {s: [per_crop(distinctness, peaks(s, seed)) for seed in params.seeds]
                            for s in result.methods}
     return out
+
+
+#: Parts of the pedestrian set that come as a left and a right one (1 = the person's left).
+SIDE_PAIRS = (("knee1", "knee2"), ("foot1", "foot2"))
+
+
+def _side_pairs() -> List[Tuple[int, int]]:
+    return [(PARTS.index(a), PARTS.index(b)) for a, b in SIDE_PAIRS]
+
+
+def _row_mean(a: np.ndarray) -> np.ndarray:
+    """Mean of each row's finite values; NaN for a row without any."""
+    seen = np.isfinite(a)
+    count = seen.sum(1)
+    return np.where(count > 0, np.where(seen, a, 0.0).sum(1) / np.maximum(count, 1), np.nan)
+
+
+def side_swaps(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(M,) per crop, the fraction of its left/right pairs (both visible) whose two maps swapped
+    sides: each peak nearer the other side's keypoint than its own; NaN for a crop without a
+    visible pair."""
+    kp = np.nan_to_num(keypoints[..., :2])
+    rows = []
+    for i, j in _side_pairs():
+        both = visible[:, i] & visible[:, j]
+        crossed_i = np.linalg.norm(peaks[:, i] - kp[:, j], axis=-1) < np.linalg.norm(peaks[:, i] - kp[:, i], axis=-1)
+        crossed_j = np.linalg.norm(peaks[:, j] - kp[:, i], axis=-1) < np.linalg.norm(peaks[:, j] - kp[:, j], axis=-1)
+        rows.append(np.where(both, (crossed_i & crossed_j).astype(float), np.nan))
+    return _row_mean(np.stack(rows, 1))
+
+
+def chance_side_swaps(keypoints: np.ndarray, visible: np.ndarray, grid: WindowGrid) -> np.ndarray:
+    """(M,) the expected ``side_swaps`` of independent uniformly drawn peaks (exact over the grid)."""
+    centres = grid.all_centres()
+    kp = np.nan_to_num(keypoints[..., :2])
+    rows = []
+    for i, j in _side_pairs():
+        d_i = np.linalg.norm(centres[None] - kp[:, i, None], axis=-1)
+        d_j = np.linalg.norm(centres[None] - kp[:, j, None], axis=-1)
+        p_i, p_j = (d_j < d_i).mean(1), (d_i < d_j).mean(1)
+        rows.append(np.where(visible[:, i] & visible[:, j], p_i * p_j, np.nan))
+    return _row_mean(np.stack(rows, 1))
 
 
 def _nan_to_none(a: np.ndarray) -> list:
@@ -1049,6 +1102,25 @@ def _curve_text(m: Dict) -> str:
         f"{c} labels {v['pck']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for c, v in summary.items())
 
 
+def _swaps(m: Dict) -> Optional[Comparison]:
+    """Unsupervised left/right swap rate minus semi-supervised's, over the unlabelled crops showing
+    a left/right pair, paired crops and seeds."""
+    rec = m["per_crop"]["unlabelled"].get("swaps")
+    if rec is None:
+        return None
+    unsup, semi = (np.asarray(rec[k], dtype=float) for k in ("unsupervised", "semi-supervised"))
+    seen = np.isfinite(unsup).all(0) & np.isfinite(semi).all(0)
+    return compare(unsup[:, seen], semi[:, seen], unit="crops") if seen.sum() >= 2 else None
+
+
+def _swaps_text(m: Dict) -> str:
+    rec = m["per_crop"]["unlabelled"].get("swaps", {})
+    mean = {k: float(np.nanmean(np.asarray(v, dtype=float))) for k, v in rec.items()}
+    return (f"Left and right knees or feet swap sides on the unlabelled crops in {mean.get('unsupervised', 0):.2f} of "
+            f"visible pairs unsupervised, {mean.get('semi-supervised', 0):.2f} semi-supervised and "
+            f"{mean.get('chance', 0):.2f} for two random windows")
+
+
 SEEDS_TO_DECIDE = "two seeds per strategy at least (the cpu profile trains four)"
 SHIFTED = ("the held-out crops (people never trained on) shifted by up to 15% of the width and 10% of the height "
            "and rescaled by 0.85-1.15 at random, as detector boxes are")
@@ -1106,6 +1178,13 @@ CLAIM_TESTS: Tuple[ClaimTest, ...] = (
                         f"{100 * _mean(m, 'distinctness', 'unsupervised'):.1f}% of cases (uniformly random peaks: "
                         f"{100 * _chance_distinctness(m):.1f}%, so distinctness alone says little)",
               decide=SEEDS_TO_DECIDE),
+    ClaimTest("unsup_confuses_left_and_right",
+              "unsupervised training confuses similar parts (left and right)",
+              "per crop, the fraction of its visible left/right pairs (knees, feet) whose two maps swapped sides "
+              "(each peak nearer the other side's keypoint), unsupervised minus semi-supervised, paired over the "
+              "unlabelled crops showing a pair and seeds",
+              _swaps, _swaps_text, decide=SEEDS_TO_DECIDE,
+              applies=lambda m: "swaps" in m.get("per_crop", {}).get("unlabelled", {})),
     ClaimTest("semi_beats_position_prior", NOT_IN_PAPER,
               "per-crop PCK of the semi-supervised maps minus that of a fixed guess at each part's mean labelled "
               "position, on the unlabelled crops (does the map locate the part in each crop rather than where "
@@ -1203,7 +1282,43 @@ def claim_verdicts(per_dataset: Dict[str, Dict], profile: str, grid_size_hw: Seq
                                 detail=f"{t.numbers(m)}: {comparison.describe('points')}; test: {t.test}.",
                                 data=f"{data}, {profile} profile",
                                 paper_claim=t.paper_claim, reason=reason, comparison=comparison.to_dict()))
+    runs = loss_and_parts(per_dataset)
+    if len(runs) >= 5:
+        claims.append(loss_vs_parts_claim(runs, profile))
     return claims
+
+
+LOSS_CLAIM = "if the SSN loss converges to a small value, the model has learnt something (its parts)"
+
+
+def loss_and_parts(per_dataset: Dict[str, Dict]) -> pd.DataFrame:
+    """One row per run of the paper's strategies in every setting: its final SSN loss (in units
+    of log N) and its mean PCK on the unlabelled crops."""
+    rows = []
+    for name, m in per_dataset.items():
+        for s in STRATEGIES:
+            if s not in m.get("final_loss", {}):
+                continue
+            pcks = np.asarray(m["per_crop"]["unlabelled"]["pck"][s], dtype=float).mean(1)
+            rows += [{"setting": name, "method": s, "seed_index": k, "loss_of_log_n": loss / m["log_n"], "pck": p}
+                     for k, (loss, p) in enumerate(zip(m["final_loss"][s], pcks))]
+    return pd.DataFrame(rows)
+
+
+def loss_vs_parts_claim(runs: pd.DataFrame, profile: str) -> Claim:
+    """The paper's reading of a small loss, tested across runs: Spearman's correlation of the
+    final loss and the PCK (the claim predicts a negative one; the effect is minus rho)."""
+    cmp = correlation(runs["loss_of_log_n"], runs["pck"], direction=-1, unit="runs")
+    small = runs["loss_of_log_n"] < 0.1
+    detail = (f"{int(small.sum())} of {len(runs)} runs end under 0.1 log N; their unlabelled-crop PCK ranges "
+              f"{runs.loc[small, 'pck'].min():.2f}-{runs.loc[small, 'pck'].max():.2f} (the runs above: "
+              f"{runs.loc[~small, 'pck'].min() if (~small).any() else float('nan'):.2f}-"
+              f"{runs.loc[~small, 'pck'].max() if (~small).any() else float('nan'):.2f}). Minus Spearman's rank "
+              f"correlation of final loss and PCK across the paper's semi-supervised and unsupervised runs of every "
+              f"setting, x 100: {cmp.describe('hundredths')}")
+    reason = f"{cmp.reason}; more runs (settings or seeds) would narrow it" if cmp.verdict == INCONCLUSIVE else ""
+    return Claim(claim_name("all settings", "small_loss_means_parts"), SOURCE, LOSS_CLAIM, None, detail=detail + ".",
+                 data=f"every setting's runs, {profile} profile", reason=reason, comparison=cmp.to_dict())
 
 
 def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_time_s: float) -> Dict:

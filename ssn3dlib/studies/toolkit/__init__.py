@@ -42,6 +42,7 @@ from .statistics import (
     against_reference,
     compare,
     compare_blocks,
+    correlation,
     estimate,
     verdict_rule,
     wilson_interval,
@@ -55,6 +56,6 @@ __all__ = [
     "visible_keypoints", "METRICS_FILE", "WALL_TIME_KEY", "read_json", "to_jsonable", "write_json",
     "write_metrics", "SSNRun", "attention_maps", "train_ssn", "WindowGrid", "flat_peaks", "peak_windows",
     "CONTRADICTED", "INCONCLUSIVE", "REPRODUCED", "Comparison", "Estimate", "against_reference", "compare",
-    "compare_blocks",
+    "compare_blocks", "correlation",
     "estimate", "verdict_rule", "wilson_interval",
 ]

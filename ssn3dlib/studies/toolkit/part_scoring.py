@@ -150,6 +150,7 @@ def chance_follows_motion(keypoints_a: np.ndarray, keypoints_b: np.ndarray, visi
     displacement)."""
     centres = grid.all_centres()
     steps = (centres[None, :, :] - centres[:, None, :]).reshape(-1, 2)           # every (a, b) pair: b - a
-    moved = np.nan_to_num(keypoints_b[..., :2]) - np.nan_to_num(keypoints_a[..., :2])  # (P, N, 2)
-    near = (np.linalg.norm(steps[None, None] - moved[..., None, :], axis=-1) <= radius).mean(-1)
-    return np.where(visible, near, np.nan)
+    moved = (np.nan_to_num(keypoints_b[..., :2]) - np.nan_to_num(keypoints_a[..., :2])).reshape(-1, 2)
+    near = np.concatenate([(np.linalg.norm(steps[None] - moved[k:k + 256, None], axis=-1) <= radius).mean(-1)
+                           for k in range(0, len(moved), 256)]) if len(moved) else np.zeros(0)
+    return np.where(visible, near.reshape(visible.shape), np.nan)   # 256 displacements at a time: bounded memory

@@ -303,6 +303,32 @@ def rate_against_reference(hits, reference: float, scale: float = 100.0, unit: s
                       f"reference ({successes} of {n})")
 
 
+def correlation(x, y, direction: int = 1, scale: float = 100.0, unit: str = "runs") -> Comparison:
+    """Spearman's rank correlation of x and y (e.g. runs' final loss and PCK) times `direction`
+    (the sign the claim predicts, so a positive effect is in the paper's direction), with the
+    Fisher z interval (se 1.06 / sqrt(n - 3), Fieller et al.'s for Spearman) and the MDE of that
+    design; scale 100 gives the correlation in hundredths. Needs at least 5 pairs."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 5:
+        raise ValueError(f"a correlation needs two equally long 1-d samples of at least 5, got {x.shape}, {y.shape}")
+    n = len(x)
+    rho = float(spearmanr(x, y).statistic) * direction
+    if not np.isfinite(rho):                  # a constant sample: no ranking to correlate
+        return Comparison(0.0, -scale, scale, float("inf"), float("inf"), {unit: n}, INCONCLUSIVE,
+                          "one of the samples is constant: no rank order to correlate",
+                          "Spearman rank correlation")
+    se = 1.06 / np.sqrt(n - 3)
+    z = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    half = float(norm.ppf(1 - (1 - CONFIDENCE) / 2)) * se
+    low, high = scale * float(np.tanh(z - half)), scale * float(np.tanh(z + half))
+    verdict, reason = verdict_rule(low, high)
+    mde = scale * float(np.tanh(mde_factor() * se))
+    return Comparison(scale * rho, low, high, scale * se, mde, {unit: n}, verdict, reason,
+                      "Spearman rank correlation, Fisher z interval")
+
+
 def seeds_needed(sd_per_seed: float, mde: float, confidence: float = CONFIDENCE, power: float = POWER) -> int:
     """Seeds per setting so that a difference of two independent seed means detects `mde`
     when single seeds scatter by sd_per_seed (same units as mde)."""
