@@ -228,7 +228,8 @@ def test_study_parameters_are_checked():
         P.StudyParams(train_backbone=True)
     settings = P.StudyParams(device="cpu").settings("imagenet-finetuned", "semi+maps")
     assert (settings.backbone, settings.weights, settings.train_backbone) == ("mobilenetv2-stride8", "imagenet", True)
-    assert settings.map_loss_weight == 1.0 and P.StudyParams(label_counts=[32, 4], n_labelled=16, backbones=["imagenet-frozen"]).n_selected == 32
+    assert settings.map_loss_weight == 1.0
+    assert P.StudyParams(label_counts=[32, 4], n_labelled=16, backbones=["imagenet-frozen"]).n_selected == 32
     with pytest.raises(ValueError, match="pck_radius"):
         P.StudyParams(pck_radius=2.0)
     with pytest.raises(ValueError, match="seeds"):
