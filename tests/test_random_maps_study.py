@@ -217,3 +217,18 @@ def test_figures_have_one_panel_per_setting_and_a_map_per_pick(small_study):
         rm.attention_figure(runs[0], maps, index=0, part=3)
     with pytest.raises(ValueError, match="sample index 3"):
         rm.attention_figure(runs[0], maps, index=3, part=0)
+
+
+def test_standardised_uniform_has_the_gaussians_mean_and_sd_and_separates_shape_from_scale():
+    draw = rm.map_sampler("uniform-standardised", 64, (4, 8, 8), torch.Generator().manual_seed(0))
+    x = draw()
+    assert abs(x.mean().item()) < 0.02 and abs(x.std().item() - 1) < 0.02 and x.abs().max() <= math.sqrt(3) + 1e-6
+    # the standardised uniform converges as fast as the Gaussian (shape does not matter, scale did)
+    runs = paper_like_runs() + [run("uniform-standardised", n, at + s, seed=s)
+                                for n, at in [(3, 10), (6, 20), (9, 30)] for s in range(3)]
+    claim = by_name(rm.check_claims(runs))["gaussian_faster_than_standardised_uniform"]
+    assert not claim.paper_claim and claim.verdict == "inconclusive" and claim.comparison["effect"] == 0.0
+    assert "mean 0" in claim.detail and "standardised uniform 11" in claim.detail
+    slower = paper_like_runs() + [run("uniform-standardised", n, at + 25 + s, seed=s)
+                                  for n, at in [(3, 10), (6, 20), (9, 30)] for s in range(3)]
+    assert verdicts(slower)["gaussian_faster_than_standardised_uniform"] == "reproduced"
