@@ -220,6 +220,10 @@ def test_study_parameters_are_checked():
         P.StudyParams(datasets=["mars"])
     with pytest.raises(ValueError, match="backbones must be distinct names"):
         P.StudyParams(backbones=["imagenet-frozen", "resnet50"])
+    with pytest.raises(ValueError, match="synthetic_backbones must be distinct names"):
+        P.StudyParams(synthetic_backbones=["resnet50"])
+    assert P.StudyParams(backbones=["random-frozen", "imagenet-frozen"],
+                         synthetic_backbones=["imagenet-frozen"]).backbones_for("synthetic") == ("imagenet-frozen",)
     with pytest.raises(ValueError, match="must include the paper's"):
         P.StudyParams(methods=["semi+maps", "semi-supervised"])
     with pytest.raises(ValueError, match="curve_backbone"):

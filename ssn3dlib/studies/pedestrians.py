@@ -580,6 +580,7 @@ class StudyParams(TrainSettings):
     profile: str = "smoke"
     datasets: Tuple[str, ...] = ("real", "synthetic")
     backbones: Tuple[str, ...] = ("random-frozen",)
+    synthetic_backbones: Optional[Tuple[str, ...]] = None     # None: the same as backbones
     methods: Tuple[str, ...] = STRATEGIES
     image_size: Tuple[int, int] = (128, 64)
     n_labelled: int = 16
@@ -609,8 +610,13 @@ class StudyParams(TrainSettings):
         self.label_counts = tuple(sorted(int(c) for c in self.label_counts))
         self.image_size = tuple(int(v) for v in self.image_size)
         self.shift, self.scale = tuple(float(v) for v in self.shift), tuple(float(v) for v in self.scale)
-        for name, known in (("datasets", LOADERS), ("backbones", BACKBONE_SETTINGS), ("methods", METHODS)):
+        if self.synthetic_backbones is not None:
+            self.synthetic_backbones = tuple(self.synthetic_backbones)
+        for name, known in (("datasets", LOADERS), ("backbones", BACKBONE_SETTINGS), ("methods", METHODS),
+                            ("synthetic_backbones", BACKBONE_SETTINGS)):
             values = getattr(self, name)
+            if values is None:
+                continue
             unknown = sorted(set(values) - set(known))
             if unknown or not values or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct names from {sorted(known)}, got {list(values)}")
@@ -627,6 +633,12 @@ class StudyParams(TrainSettings):
         if len(self.shift) != 2 or len(self.scale) != 2:
             raise ValueError(f"shift is (fraction of width, of height) and scale (low, high), got {self.shift}, "
                              f"{self.scale}")
+
+    def backbones_for(self, dataset: str) -> Tuple[str, ...]:
+        """The backbone settings a dataset's crops are run with."""
+        if dataset == "synthetic" and self.synthetic_backbones is not None:
+            return self.synthetic_backbones
+        return self.backbones
 
     def settings(self, backbone: str = "random-frozen", method: str = "semi-supervised") -> TrainSettings:
         """The TrainSettings of one backbone setting and method."""
@@ -760,7 +772,7 @@ def run_study(params: StudyParams, progress: bool = True, video_crops: Optional[
     results = {}
     for name in params.datasets:
         crops = _load(name, params, progress)
-        for backbone in params.backbones:
+        for backbone in params.backbones_for(name):
             result = run_dataset(name, params, progress, backbone, crops)
             results[result.name] = result
     if params.video and "real" in params.datasets:
@@ -1333,7 +1345,8 @@ def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_t
         "feature_size_hw": list(any_result.grid.feature_size),
         "grid_size_hw": list(any_result.grid.size),
         "pck_radius_px": params.radius_px,
-        "backbone_settings": {b: asdict(BACKBONE_SETTINGS[b]) for b in params.backbones},
+        "backbone_settings": {b: asdict(BACKBONE_SETTINGS[b])
+                              for b in dict.fromkeys((*params.backbones, *(params.synthetic_backbones or ())))},
         "methods": {m: asdict(METHODS[m]) for m in params.methods},
         "datasets": per_dataset,
         "claims": claims_to_records(claim_verdicts(per_dataset, params.profile, any_result.grid.size)),
