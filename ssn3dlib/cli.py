@@ -3,6 +3,10 @@
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; adding a command is one line in COMMANDS. Modules are
 imported only when their command runs, so `ssn3d --help` stays fast.
+
+This is the one place that turns errors into exit codes (ssn3dlib.errors): a UserError is one
+`error: ...` line and exit 2, Ctrl-C one line and exit 130; any other exception is a bug and
+keeps its traceback.
 """
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import argparse
 import importlib
 import sys
 from typing import List, Optional
+
+from .errors import EXIT_INTERRUPTED, UserError, report
 
 #: name -> (module, one-line help)
 COMMANDS = {
@@ -36,7 +42,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             module.add_arguments(cmd)
             cmd.set_defaults(_run=module.run)
     args = parser.parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except UserError as err:          # the input is wrong: one line, no traceback
+        print(report(err), file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt as err:  # Ctrl-C; training's says where it stopped and how to resume
+        print(report(err), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Optional
 
 from . import REPO_ROOT
+from .errors import Unavailable
 
 
-class CheckoutRequired(RuntimeError):
+class CheckoutRequired(Unavailable):
     """A tool that needs the repository's own files (the study notebooks) ran from a wheel install."""
 
 

@@ -54,7 +54,7 @@ def test_synth_writes_a_world_that_verifies(tiny, capsys):
 
 def test_tiny_world_does_not_match_the_default_manifest(tiny, capsys):
     code, out = run(capsys, "verify", "synthetic_world", "--root", tiny[0])
-    assert code == 1 and "train identities: found 2, manifest says 30" in out
+    assert code == 2 and "train identities: found 2, manifest says 30" in out
 
 
 def world_from(*options):
@@ -83,7 +83,7 @@ def test_synth_options_reach_the_config():
 ])
 def test_synth_rejects_invalid_options(tmp_path, capsys, args, message):
     code, out = run(capsys, "synth", "--root", tmp_path / "w", *args)
-    assert code == 1 and message in out
+    assert code == 2 and message in out
     assert not (tmp_path / "w").exists()
 
 
@@ -96,7 +96,7 @@ def test_synth_rejects_a_malformed_range(tmp_path, capsys):
 def test_synth_refuses_a_non_empty_root_without_overwrite(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("keep me")
     code, out = run(capsys, "synth", "--root", tmp_path, *TINY)
-    assert code == 1 and "not empty" in out and "--overwrite" in out
+    assert code == 2 and "not empty" in out and "--overwrite" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     code, out = run(capsys, "synth", "--root", tmp_path, *TINY, "--overwrite")
     assert code == 0 and (tmp_path / "world.yaml").is_file()
@@ -105,7 +105,7 @@ def test_synth_refuses_a_non_empty_root_without_overwrite(tmp_path, capsys):
 
 def test_synth_refuses_to_replace_another_world_without_overwrite(copy, capsys):
     code, out = run(capsys, "synth", "--root", copy, *TINY[:-1], "6")
-    assert code == 1 and "another config" in out
+    assert code == 2 and "another config" in out
     code, out = run(capsys, "synth", "--root", copy, *TINY[:-1], "6", "--overwrite")
     assert code == 0 and yaml.safe_load((copy / "world.yaml").read_text())["config"]["seed"] == 6
 
@@ -148,7 +148,7 @@ def _remove_tracklets_csv(root):
 def test_verify_rejects_a_damaged_world(tiny, copy, capsys, damage, message):
     damage(copy)
     code, out = run(capsys, "verify", "synthetic_world", "--root", copy, "--manifest", tiny[1])
-    assert code == 1 and message in out, out
+    assert code == 2 and message in out, out
 
 
 def test_verify_needs_decoding_to_see_a_corrupt_image(tiny, copy, capsys):
@@ -186,19 +186,19 @@ def test_verify_checks_totals_over_all_splits(tiny, tmp_path, capsys):
         m["totals"] = {"identities": 4, "tracklets": tracklets, "images": images + 1, "keypoint_rows": 1}
     code, out = run(capsys, "verify", "synthetic_world", "--root", tiny[0],
                     "--manifest", edited_manifest(tiny[1], tmp_path, edit))
-    assert code == 1 and f"total images: found {images}, manifest says {images + 1}" in out
+    assert code == 2 and f"total images: found {images}, manifest says {images + 1}" in out
     assert "total tracklets" not in out and "keypoint_rows" not in out  # right, or not a count
 
 
 def test_verify_names_a_required_path_the_manifest_lists(tiny, copy, tmp_path, capsys):
     manifest = edited_manifest(tiny[1], tmp_path, lambda m: m["required"].append("extras/labels.csv"))
     code, out = run(capsys, "verify", "synthetic_world", "--root", copy, "--manifest", manifest)
-    assert code == 1 and "missing 'extras/labels.csv'" in out and "data_manifests/synthetic_world.yaml" in out
+    assert code == 2 and "missing 'extras/labels.csv'" in out and "data_manifests/synthetic_world.yaml" in out
 
 
 def test_verify_reports_an_unknown_manifest(tmp_path, capsys):
     code, out = run(capsys, "verify", "market1501", "--root", tmp_path)
-    assert code == 1 and "no manifest" in out
+    assert code == 2 and "no manifest" in out
 
 
 # -- the default world ---------------------------------------------------------------

@@ -173,14 +173,14 @@ def test_command_without_mediapipe_names_the_fix(tmp_path, capsys):
     (tmp_path / "a.jpg").write_bytes(b"")
     code = main(["data", "pseudolabel", "--images", str(tmp_path), "--out", str(tmp_path / "kp.csv")])
     err = capsys.readouterr().err
-    assert code == 1 and "make pose-env" in err and ".venv-pose/bin/python -m ssn3dlib" in err
+    assert code == 2 and "make pose-env" in err and ".venv-pose/bin/python -m ssn3dlib" in err
     assert not (tmp_path / "kp.csv").exists()
 
 
 def test_command_refuses_to_overwrite_a_table(tmp_path, capsys):
     (tmp_path / "kp.csv").write_text("keep")
     code = main(["data", "pseudolabel", "--images", str(tmp_path), "--out", str(tmp_path / "kp.csv")])
-    assert code == 1 and "--overwrite" in capsys.readouterr().err
+    assert code == 2 and "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "kp.csv").read_text() == "keep"
 
 

@@ -126,4 +126,4 @@ def test_command_needs_root_with_dataset(tmp_path, capsys):
     from ssn3dlib.cli import main
 
     code = main(["data", "pseudolabel", "--dataset", "mars", "--out", str(tmp_path / "kp.csv")])
-    assert code == 1 and "--root" in capsys.readouterr().err
+    assert code == 2 and "--root" in capsys.readouterr().err

@@ -253,7 +253,7 @@ def test_verify_accepts_a_matching_tree_and_prints_counts(tmp_path, capsys, duke
 def test_verify_reports_count_mismatch_against_the_real_manifest(tmp_path, capsys):
     root = build_dukemtmc(tmp_path / "duke", DUKE)
     code, out = run_verify(capsys, "dukemtmc-videoreid", "--root", root)
-    assert code == 1 and "train tracklets: found 3, manifest says 2196" in out
+    assert code == 2 and "train tracklets: found 3, manifest says 2196" in out
 
 
 def test_verify_finds_a_corrupt_image(tmp_path, capsys, duke_manifest):
@@ -261,7 +261,7 @@ def test_verify_finds_a_corrupt_image(tmp_path, capsys, duke_manifest):
     victim = next((root / "gallery" / "0004" / "0001").iterdir())
     victim.write_bytes(b"not a jpeg")
     code, out = run_verify(capsys, "dukemtmc-videoreid", "--root", root, "--manifest", duke_manifest)
-    assert code == 1 and "unreadable image" in out and victim.name in out
+    assert code == 2 and "unreadable image" in out and victim.name in out
     code, _ = run_verify(capsys, "dukemtmc-videoreid", "--root", root, "--manifest", duke_manifest,
                          "--decode", "none")
     assert code == 0
@@ -273,4 +273,4 @@ def test_verify_on_the_shared_real_data(capsys):
     code, out = run_verify(capsys, "mars", "--root", SHARED / "mars_info", "--protocol-only")
     assert code == 0 and "train 8298, test 12180, query 1980" in out
     code, out = run_verify(capsys, "mars", "--root", SHARED / "mars_info")
-    assert code == 1 and "bbox_train" in out
+    assert code == 2 and "bbox_train" in out

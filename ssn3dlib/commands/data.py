@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from ..errors import InputError
 
 
 def add_arguments(parser):
@@ -24,10 +25,6 @@ def add_arguments(parser):
 def run(args) -> int:
     return {"verify": verify, "synth": synth, "pseudolabel": pseudolabel}[args.action](args)
 
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 # ============================================================================ verify
@@ -63,32 +60,27 @@ def _print_counts(counts):
 
 
 def verify(args) -> int:
-    from ..data.layout import DatasetLayoutError, check_images_readable, require_paths
+    from ..data.layout import check_images_readable, require_paths
     from ..data.manifests import count_mismatches, load_manifest, total_mismatches, unchecked_counts
     from ..data.readers import dataset_info, read_dataset
 
+    manifest = load_manifest(args.manifest or args.name)
+    info = dataset_info(args.name)
+    if args.protocol_only:
+        if info.protocol_check is None:
+            raise InputError(f"--protocol-only applies to {_with_protocol_check()} only")
+        summary, bad = info.protocol_check(args.root, manifest)
+        print(summary)
+        return _report(args.name, bad)
+    # Every path the manifest lists, before the reader (whose own checks may list fewer).
+    require_paths(args.name, args.root, manifest.get("required", []))
+    options = {k: v for k, v in (("split", args.split), ("gallery", args.gallery)) if v is not None}
     try:
-        manifest = load_manifest(args.manifest or args.name)
-        info = dataset_info(args.name)
-        if args.protocol_only:
-            if info.protocol_check is None:
-                raise ValueError(f"--protocol-only applies to {_with_protocol_check()} only")
-            summary, bad = info.protocol_check(args.root, manifest)
-            print(summary)
-            return _report(args.name, bad)
-        # Every path the manifest lists, before the reader (whose own checks may list fewer).
-        require_paths(args.name, args.root, manifest.get("required", []))
-        options = {k: v for k, v in (("split", args.split), ("gallery", args.gallery)) if v is not None}
-        try:
-            dataset = read_dataset(args.name, args.root, **options)
-        except TypeError as err:  # an option this reader does not take
-            raise ValueError(f"{args.name} does not take {options}: {err}") from None
-        if args.decode == "all":
-            frames = [f for split in (dataset.train, dataset.query, dataset.gallery) for t in split
-                      for f in t.frames]
-            print(f"decoded {check_images_readable(dict.fromkeys(frames))} images")
-    except (DatasetLayoutError, ValueError) as err:
-        return _fail(str(err))
+        dataset = read_dataset(args.name, args.root, **options)
+    except TypeError as err:  # an option this reader does not take
+        raise InputError(f"{args.name} does not take {options}: {err}") from None
+    if args.decode == "all":
+        print(f"decoded {check_images_readable(dataset.all_frames())} images")
     print(f"{manifest['title']} at {dataset.root}  protocol: {dataset.protocol}")
     _print_counts(dataset.counts())
     expected = dict(manifest["counts"])
@@ -103,7 +95,7 @@ def verify(args) -> int:
 
 def _report(name, mismatches) -> int:
     if mismatches:
-        return _fail(f"{name} does not match its manifest:\n  " + "\n  ".join(mismatches))
+        raise InputError(f"{name} does not match its manifest:\n  " + "\n  ".join(mismatches))
     print(f"ok: {name} matches its manifest")
     return 0
 
@@ -187,20 +179,17 @@ def synth(args) -> int:
         message = str(err)
         for option, (field, *_) in _SYNTH_OPTIONS.items():
             message = message.replace(f"WorldConfig.{field} ", f"{option} ")
-        return _fail(message)
+        raise InputError(message) from None
     root = args.root
     if root.exists() and not root.is_dir():
-        return _fail(f"--root {root} is a file; choose a folder")
+        raise InputError(f"--root {root} is a file; choose a folder")
     if root.is_dir() and any(root.iterdir()) and not args.overwrite:
         if _stored_config(root) != config.to_dict():  # same config: generate_world keeps or repairs it
             what = "a synthetic world of another config" if (root / "world.yaml").is_file() else "other files"
-            return _fail(f"--root {root} is not empty (it holds {what}); choose an empty folder or pass "
-                         f"--overwrite to replace it")
+            raise InputError(f"--root {root} is not empty (it holds {what}); choose an empty folder or pass "
+                             f"--overwrite to replace it")
         print(f"{root} already holds a world of this config: checking it instead of writing it again")
-    try:
-        generate_world(config, root, progress=True, workers=args.workers, overwrite=args.overwrite)
-    except ValueError as err:
-        return _fail(str(err))
+    generate_world(config, root, progress=True, workers=args.workers, overwrite=args.overwrite)
     if args.write_manifest:
         print(f"manifest for this world: {write_world_manifest(config, args.write_manifest)}")
     return 0
@@ -257,9 +246,7 @@ def _add_pseudolabel(sub):
 
 def pseudolabel(args) -> int:
     from ..data.keypoints import read_keypoint_table
-    from ..data.layout import DatasetLayoutError
     from ..data.pseudolabel import (
-        PoseModelUnavailable,
         compare_tables,
         dataset_frames,
         find_images,
@@ -270,35 +257,32 @@ def pseudolabel(args) -> int:
 
     resuming = args.out.exists() and progress_path(args.out).is_file() and not args.overwrite
     if args.out.exists() and not (args.overwrite or resuming):
-        return _fail(f"{args.out} exists; pass --overwrite to replace it")
+        raise InputError(f"{args.out} exists; pass --overwrite to replace it")
     if not 0 <= args.min_detection_confidence <= 1:
-        return _fail(f"--min-detection-confidence must lie in 0..1, got {args.min_detection_confidence}")
+        raise InputError(f"--min-detection-confidence must lie in 0..1, got {args.min_detection_confidence}")
     if args.dataset and args.root is None:
-        return _fail("--dataset needs --root, the dataset's folder")
-    try:
-        reference = read_keypoint_table(args.compare) if args.compare else None
-        load_pose_model(args.min_detection_confidence).close()   # no MediaPipe: say so before any work
-        if args.dataset:
-            from ..data.readers import read_dataset
+        raise InputError("--dataset needs --root, the dataset's folder")
+    reference = read_keypoint_table(args.compare) if args.compare else None
+    load_pose_model(args.min_detection_confidence).close()   # no MediaPipe: say so before any work
+    if args.dataset:
+        from ..data.readers import read_dataset
 
-            root = args.root
-            images = dataset_frames(read_dataset(args.dataset, root), args.frames_per_tracklet, args.test_frames)
-            print(f"{len(images)} frames of {args.dataset} at {root}: {args.frames_per_tracklet} per training "
-                  f"tracklet{' and every test frame' if args.test_frames else ''}")
-        else:
-            root = args.images
-            images = find_images(root, args.glob)
-            print(f"{len(images)} images under {root} match {args.glob!r}")
-        if args.overwrite:
-            progress_path(args.out).unlink(missing_ok=True)
-            args.out.unlink(missing_ok=True)
-        elif resuming:
-            print(f"resuming {args.out} ({progress_path(args.out)} lists what is done)")
-        label_images(root, images, args.out, workers=args.workers,
-                     min_detection_confidence=args.min_detection_confidence)
-        table = read_keypoint_table(args.out)
-    except (DatasetLayoutError, FileNotFoundError, ValueError, PoseModelUnavailable) as err:
-        return _fail(str(err))
+        root = args.root
+        images = dataset_frames(read_dataset(args.dataset, root), args.frames_per_tracklet, args.test_frames)
+        print(f"{len(images)} frames of {args.dataset} at {root}: {args.frames_per_tracklet} per training "
+              f"tracklet{' and every test frame' if args.test_frames else ''}")
+    else:
+        root = args.images
+        images = find_images(root, args.glob)
+        print(f"{len(images)} images under {root} match {args.glob!r}")
+    if args.overwrite:
+        progress_path(args.out).unlink(missing_ok=True)
+        args.out.unlink(missing_ok=True)
+    elif resuming:
+        print(f"resuming {args.out} ({progress_path(args.out)} lists what is done)")
+    label_images(root, images, args.out, workers=args.workers,
+                 min_detection_confidence=args.min_detection_confidence)
+    table = read_keypoint_table(args.out)
     with_pose = table["image"].nunique()
     print(f"{with_pose} of {len(images)} images got a pose ({with_pose / max(len(images), 1):.1%}); "
           f"wrote {len(table)} rows to {args.out}")

@@ -3,7 +3,6 @@ under its dataset's protocol (overrides change evaluation settings, e.g. eval.ap
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 
@@ -18,14 +17,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..engine import ConfigError, evaluate
-    from ..engine.checkpoint import CheckpointError
+    from ..engine import evaluate
 
-    try:
-        result = evaluate(args.checkpoint, args.overrides, device=args.device, progress=not args.quiet)
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = evaluate(args.checkpoint, args.overrides, device=args.device, progress=not args.quiet)
     print(f"{result['dataset']} / {result['model']} ({result['epochs']} epochs): "
           + "  ".join(f"{k} {result[k]:.1f}" for k in ("rank1", "rank5", "rank10", "rank20", "mAP"))
           + f"  [{result['ap_definition']} AP, {result['num_query']} queries x {result['num_gallery']} gallery]")

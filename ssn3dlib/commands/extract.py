@@ -2,7 +2,6 @@
 embedding per tracklet, as the evaluation computes them (ssn3dlib.engine.features)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 
@@ -29,18 +28,13 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..engine import CheckpointError, ConfigError
     from ..engine.features import check_output, extract_features, save_features
 
-    try:
-        check_output(args.out)
-        result = extract_features(args.checkpoint, images=args.images, dataset=args.dataset, root=args.root,
-                                  splits=[s for s in args.splits.split(",") if s], keypoints=args.keypoints,
-                                  batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                                  overrides=args.overrides)
-    except (ConfigError, CheckpointError, OSError, ValueError) as err:   # OSError: layout, missing/corrupt frame
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    check_output(args.out)
+    result = extract_features(args.checkpoint, images=args.images, dataset=args.dataset, root=args.root,
+                              splits=[s for s in args.splits.split(",") if s], keypoints=args.keypoints,
+                              batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                              overrides=args.overrides)
     save_features(result, args.out)
     n, d = result.features.shape
     print(f"{n} tracklets x {d} dimensions from {result.root} -> {args.out}")

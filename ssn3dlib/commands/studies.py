@@ -36,17 +36,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..paths import CheckoutRequired
-    from ..studies.batch import BatchError, NotebookFailed
-
-    try:
-        return {"run": _run, "refresh": _refresh, "report": _report}[args.action](args)
-    except (BatchError, CheckoutRequired) as err:  # CheckoutRequired: a wheel install has no notebooks
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except NotebookFailed as failure:
-        print(f"error: {failure}", file=sys.stderr)
-        return 1
+    # BatchError, CheckoutRequired (a wheel install has no notebooks) and NotebookFailed are
+    # UserErrors: cli.main prints them (exit 2; 1 for a failed notebook).
+    return {"run": _run, "refresh": _refresh, "report": _report}[args.action](args)
 
 
 def _run(args) -> int:

@@ -6,7 +6,6 @@ Multi-GPU (or multi-process CPU with gloo): launch the same command under torchr
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 
@@ -22,6 +21,9 @@ def add_arguments(parser):
                         help="start over instead of continuing from checkpoints/last.pt")
     parser.add_argument("--all-splits", action="store_true",
                         help="split protocols (iLIDS-VID, PRID, PKU): one run per split, report the mean")
+    parser.add_argument("--check-images", action="store_true",
+                        help="decode every frame of the dataset once before training and stop at the first "
+                             "unreadable one (a bad frame is otherwise found only when a batch draws it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -33,20 +35,16 @@ def default_run_dir(config_arg: str) -> Path:
 
 
 def run(args) -> int:
-    from ..engine import ConfigError, load_config, train, train_splits
-    from ..engine.checkpoint import CheckpointError
+    from ..engine import load_config, train, train_splits
 
     run_dir = args.run_dir or default_run_dir(args.config)
-    try:
-        config = load_config(args.config, args.overrides)
-        if args.all_splits:
-            summary = train_splits(config, run_dir, resume=args.resume, progress=not args.quiet)
-            print(json.dumps({k: v for k, v in summary.items() if k != "per_split"}, indent=2))
-            return 0
-        result = train(config, run_dir, resume=args.resume, progress=not args.quiet)
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, args.overrides)
+    options = dict(resume=args.resume, progress=not args.quiet, check_images=args.check_images)
+    if args.all_splits:
+        summary = train_splits(config, run_dir, **options)
+        print(json.dumps({k: v for k, v in summary.items() if k != "per_split"}, indent=2))
+        return 0
+    result = train(config, run_dir, **options)
     from ..engine.distributed import launch_environment
 
     if launch_environment()["rank"] != 0:

@@ -2,7 +2,6 @@
 lists of a checkpoint on its dataset's test split (ssn3dlib.reporting.visrank)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 
@@ -24,21 +23,16 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..engine import CheckpointError, ConfigError
+    from ..errors import InputError
     from ..figures import save_figure
     from ..reporting.visrank import visrank
 
     for option in ("num_queries", "topk", "frames"):
         if getattr(args, option) < 1:
-            print(f"error: --{option.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
-    try:
-        fig, lists = visrank(args.checkpoint, args.queries, topk=args.topk, count=args.num_queries,
-                             frames=args.frames, overrides=args.overrides, device=args.device, seed=args.seed,
-                             progress=not args.quiet)
-    except (ConfigError, CheckpointError, OSError, ValueError) as err:   # OSError: a missing or corrupt frame
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+            raise InputError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
+    fig, lists = visrank(args.checkpoint, args.queries, topk=args.topk, count=args.num_queries,
+                         frames=args.frames, overrides=args.overrides, device=args.device, seed=args.seed,
+                         progress=not args.quiet)
     save_figure(fig, args.out)
     for r in lists:
         print(f"query {r.query}: first true match at rank {r.first_match_rank or '-'}; top {len(r.gallery)}: "

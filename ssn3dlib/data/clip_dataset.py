@@ -21,9 +21,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from ..models.ssn3d import Keypoints, LabelledFrames
 from .identity_sampler import IdentityBatchSampler
 from .keypoints import PART_SETS, best_labelled_frames, flip_permutation, load_part_keypoints
+from .layout import DatasetLayoutError
 from .temporal import evaluation_clip_indices, train_clip_indices
 from .tracklets import Tracklet
 from .transforms import ClipTransform
@@ -50,8 +52,8 @@ def read_frame(path: str) -> torch.Tensor:
                 frame = pil_to_tensor(image.convert("RGB"))
             _DECODED[key] = frame
     except (OSError, ValueError) as err:
-        raise OSError(f"cannot decode frame {path}: {err}. Re-extract or re-download this image "
-                      f"(`ssn3d data verify` checks a whole tree)") from err
+        raise DatasetLayoutError(f"cannot decode frame {path}: {err}. Re-extract or re-download this image "
+                                 f"(`ssn3d data verify` or `ssn3d train --check-images` checks a whole tree)") from err
     return frame.clone()
 
 
@@ -83,13 +85,13 @@ class TrainClipDataset(Dataset):
                  labelled_per_tracklet: int = 2, min_visibility: float = 0.5, short: str = "fallback",
                  seed: int = 0, transform: Optional[ClipTransform] = None):
         if not tracklets:
-            raise ValueError("no training tracklets: check the dataset root and split")
+            raise InputError("no training tracklets: check the dataset root and split")
         if part_set not in PART_SETS:
-            raise ValueError(f"unknown part set {part_set!r}; choose one of {sorted(PART_SETS)}")
+            raise InputError(f"unknown part set {part_set!r}; choose one of {sorted(PART_SETS)}")
         if short == "error":
             too_short = [t.name or t.frames[0] for t in tracklets if len(t) < clip_len]
             if too_short:
-                raise ValueError(f"{len(too_short)} training tracklets are shorter than clip_len={clip_len} "
+                raise InputError(f"{len(too_short)} training tracklets are shorter than clip_len={clip_len} "
                                  f"(e.g. {too_short[0]}); lower clip_len or use short='fallback'")
         self.tracklets = list(tracklets)
         self.clip_len, self.stride, self.short, self.seed = clip_len, stride, short, seed
@@ -111,7 +113,7 @@ class TrainClipDataset(Dataset):
             self.labelled_frames = [best_labelled_frames(t.frames, keypoints, labelled_per_tracklet,
                                                          min_visibility) for t in self.tracklets]
             if not any(self.labelled_frames):
-                raise ValueError("none of the training frames has keypoints: the table's image paths "
+                raise InputError("none of the training frames has keypoints: the table's image paths "
                                  "must resolve under the dataset root (see load_part_keypoints)")
 
     def __len__(self) -> int:
@@ -265,7 +267,7 @@ class EvalClipDataset(Dataset):
                  transform: Optional[ClipTransform] = None,
                  keypoints: Optional[Mapping[str, np.ndarray]] = None, min_visibility: float = 0.5):
         if not tracklets:
-            raise ValueError("no tracklets to extract features from")
+            raise InputError("no tracklets to extract features from")
         self.tracklets = list(tracklets)
         self.transform = transform or ClipTransform.test(size)
         self.keypoints, self.min_visibility = keypoints, min_visibility
@@ -301,7 +303,7 @@ class EqualLengthBatches(Sampler):
 
     def __init__(self, dataset: EvalClipDataset, clips_per_batch: int):
         if clips_per_batch < 1:
-            raise ValueError(f"clips_per_batch must be >= 1, got {clips_per_batch}")
+            raise InputError(f"clips_per_batch must be >= 1, got {clips_per_batch}")
         by_len = defaultdict(list)
         for i, (_, idx) in enumerate(dataset.items):
             by_len[len(idx)].append(i)

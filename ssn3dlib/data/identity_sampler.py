@@ -12,6 +12,8 @@ from typing import Iterator, List, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
+from ..errors import InputError
+
 
 class IdentityBatchSampler(Sampler[List[int]]):
     """Yields lists of P*K dataset indices: P distinct identities, K tracklets each.
@@ -24,7 +26,7 @@ class IdentityBatchSampler(Sampler[List[int]]):
     def __init__(self, pids: Sequence[int], identities_per_batch: int = 8, instances_per_identity: int = 4,
                  seed: int = 0, rank: int = 0, world_size: int = 1):
         if identities_per_batch < 2 or instances_per_identity < 1:
-            raise ValueError("need at least 2 identities per batch and 1 instance per identity (the "
+            raise InputError("need at least 2 identities per batch and 1 instance per identity (the "
                              "triplet loss needs positives and negatives); got "
                              f"P={identities_per_batch}, K={instances_per_identity}")
         if not 0 <= rank < world_size:
@@ -33,7 +35,7 @@ class IdentityBatchSampler(Sampler[List[int]]):
         for index, pid in enumerate(pids):
             self.by_pid[int(pid)].append(index)
         if len(self.by_pid) < identities_per_batch:
-            raise ValueError(f"{len(self.by_pid)} identities cannot fill batches of {identities_per_batch} "
+            raise InputError(f"{len(self.by_pid)} identities cannot fill batches of {identities_per_batch} "
                              f"identities; lower identities_per_batch")
         self.p, self.k = identities_per_batch, instances_per_identity
         self.seed, self.rank, self.world_size = seed, rank, world_size

@@ -18,7 +18,16 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, MissingFile
+
 COLUMNS = ("image", "keypoint", "x", "y", "visibility")
+#: How far outside its image a keypoint may lie, as a fraction of the image's width (x) or height
+#: (y): pose models place occluded feet below a crop (0.41 x the height in the PKU-Reid table).
+OUTSIDE_TOLERANCE = 0.5
+
+
+class KeypointTableError(InputError):
+    """A keypoint table that cannot be used; the message names the table, the row and the fix."""
 
 #: part -> alternatives, each a tuple of source keypoints averaged together.
 PART_SOURCES: Dict[str, List[Tuple[str, ...]]] = {
@@ -44,21 +53,95 @@ PART_SETS: Dict[str, Tuple[str, ...]] = {
 _PEDESTRIAN_ALIASES = {"knee1": "left_knee", "knee2": "right_knee", "foot1": "left_foot", "foot2": "right_foot"}
 
 
+def _row(table: pd.DataFrame, path: Path, position: int) -> str:
+    """'table T, line L (image, keypoint)' of a row by position (line 1 is the header)."""
+    image, keypoint = table["image"].iloc[position], table["keypoint"].iloc[position]
+    return f"keypoint table {path}, line {position + 2} ({image}, {keypoint})"
+
+
 def read_keypoint_table(path: Path) -> pd.DataFrame:
-    """Load and validate a keypoint table; errors name the file and the problem."""
+    """Load and validate a keypoint table: its columns, a name on every row, finite x and y,
+    visibility in 0..1. Errors name the file, the first bad line and the fix."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"keypoint table {path} does not exist")
-    table = pd.read_csv(path)
+        raise MissingFile(f"keypoint table {path} does not exist")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise KeypointTableError(f"keypoint table {path} is not a CSV table ({type(err).__name__}: "
+                                 f"{str(err).strip()[:120]}); expected the header {','.join(COLUMNS)}") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"keypoint table {path} lacks columns {missing}; expected {list(COLUMNS)}")
-    numeric = table[["x", "y", "visibility"]].apply(pd.to_numeric, errors="coerce")
-    if numeric.isna().any().any():
-        raise ValueError(f"keypoint table {path} has non-numeric x, y or visibility values")
-    if ((numeric["visibility"] < 0) | (numeric["visibility"] > 1)).any():
-        raise ValueError(f"keypoint table {path}: visibility must lie in 0..1")
+        raise KeypointTableError(f"keypoint table {path} lacks columns {missing}; expected the header "
+                                 f"{','.join(COLUMNS)} (it has {','.join(map(str, table.columns))})")
+    for column in ("image", "keypoint"):
+        empty = np.flatnonzero(table[column].isna().to_numpy())
+        if len(empty):
+            raise KeypointTableError(f"{_row(table, path, empty[0])}: no {column}; every row names its "
+                                     f"image and keypoint ({len(empty)} rows lack one)")
+    for column in ("x", "y", "visibility"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(values.to_numpy(np.float64)))
+        if len(bad):
+            raw = table[column].iloc[bad[0]]
+            shown = "empty (NaN)" if pd.isna(raw) else repr(raw) if isinstance(raw, str) else str(raw)
+            raise KeypointTableError(
+                f"{_row(table, path, bad[0])}: {column} is {shown}, not a finite number "
+                f"({len(bad)} such rows); a keypoint the pose model did not find gets no row, so drop them")
+        table[column] = values
+    outside = np.flatnonzero(((table["visibility"] < 0) | (table["visibility"] > 1)).to_numpy())
+    if len(outside):
+        raise KeypointTableError(f"{_row(table, path, outside[0])}: visibility must lie in 0..1, got "
+                                 f"{table['visibility'].iloc[outside[0]]} ({len(outside)} such rows)")
     return table
+
+
+def _alternatives(part: str) -> List[Tuple[str, ...]]:
+    """The source-keypoint alternatives of a part of any part set (the hand: either wrist)."""
+    if part == "hand":
+        return PART_SOURCES["left_hand"] + PART_SOURCES["right_hand"]
+    return PART_SOURCES[_PEDESTRIAN_ALIASES.get(part, part)]
+
+
+def check_keypoint_table(table: pd.DataFrame, path: Path, part_set: str, image_root: Path) -> None:
+    """What training needs of a table beyond its format: every part of part_set has a source
+    keypoint name in it, every image path resolves under image_root, and every point lies in
+    its image (within OUTSIDE_TOLERANCE of its size). Errors name a line and an example path."""
+    from PIL import Image
+
+    if part_set not in PART_SETS:
+        raise InputError(f"unknown part set {part_set!r}; choose one of {sorted(PART_SETS)}")
+    names = set(table["keypoint"])
+    absent = [p for p in PART_SETS[part_set] if not any(set(alt) <= names for alt in _alternatives(p))]
+    if absent:
+        wanted = sorted({k for p in absent for alt in _alternatives(p) for k in alt})
+        raise KeypointTableError(f"keypoint table {path} gives none of the keypoints of the {part_set} parts "
+                                 f"{absent} (they are made of {wanted}); its keypoint names are "
+                                 f"{sorted(map(str, names))[:8]}: name the keypoints as MediaPipe Pose does")
+    image_root = Path(image_root)
+    first = table.reset_index(drop=True).groupby("image", sort=False).head(1)
+    sizes, unresolved = {}, []
+    for position, image in zip(first.index, first["image"]):
+        try:
+            with Image.open(image_root / image) as im:    # reads the header only
+                sizes[image] = im.size
+        except OSError:
+            unresolved.append(position)
+    if unresolved:
+        example = table["image"].iloc[unresolved[0]]
+        raise KeypointTableError(f"{_row(table, path, unresolved[0])}: image {image_root / example} does not "
+                                 f"exist or is not an image ({len(unresolved)} of {len(first)} images); image "
+                                 f"paths are relative to the dataset root {image_root}")
+    width, height = (np.array([sizes[i][k] for i in table["image"]], dtype=np.float64) for k in (0, 1))
+    for column, extent in (("x", width), ("y", height)):
+        v = table[column].to_numpy(np.float64)
+        bad = np.flatnonzero((v < -OUTSIDE_TOLERANCE * extent) | (v > (1 + OUTSIDE_TOLERANCE) * extent))
+        if len(bad):
+            i = bad[0]
+            raise KeypointTableError(
+                f"{_row(table, path, i)}: {column}={v[i]:g} lies outside its {int(width[i])} x {int(height[i])} "
+                f"image {image_root / table['image'].iloc[i]} ({len(bad)} such rows); x and y are pixels of "
+                f"the crop itself (not of another size, nor normalised to 0..1)")
 
 
 def _source_point(points: Dict[str, Tuple[float, float, float]], part: str):
@@ -162,9 +245,14 @@ def flip_permutation(part_set: str) -> List[int]:
     return [names.index(mirrored(n)) for n in names]
 
 
-def load_part_keypoints(table_path: Path, part_set: str, image_root: Path) -> Dict[str, np.ndarray]:
+def load_part_keypoints(table_path: Path, part_set: str, image_root: Path, check: bool = False
+                        ) -> Dict[str, np.ndarray]:
     """{absolute image path: (N, 3) x, y, visibility} from a keypoint table whose image
-    column is relative to image_root (the dataset root)."""
+    column is relative to image_root (the dataset root); check=True also runs
+    check_keypoint_table (what a training run does)."""
     image_root = Path(image_root).expanduser().resolve()
-    parts = parts_by_image(read_keypoint_table(table_path), part_set)
+    table = read_keypoint_table(table_path)
+    if check:
+        check_keypoint_table(table, Path(table_path), part_set, image_root)
+    parts = parts_by_image(table, part_set)
     return {str(image_root / image): p for image, p in parts.items()}

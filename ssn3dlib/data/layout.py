@@ -9,8 +9,10 @@ import re
 from pathlib import Path
 from typing import Iterable, List, Pattern, Sequence
 
+from ..errors import MissingFile
 
-class DatasetLayoutError(FileNotFoundError):
+
+class DatasetLayoutError(MissingFile):
     """A dataset tree does not match the layout its reader expects."""
 
 

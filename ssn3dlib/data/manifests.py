@@ -6,6 +6,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
+from ..errors import InputError
 from ..paths import package_data
 from .tracklets import VideoReIDDataset
 
@@ -27,11 +28,11 @@ def load_manifest(name_or_path) -> Dict:
     name = path.stem
     if not path.is_file():
         known = sorted(p.stem for p in MANIFEST_DIR.glob("*.yaml"))
-        raise ValueError(f"no manifest {path} for dataset {name!r}; known in {MANIFEST_DIR}: {known}")
+        raise InputError(f"no manifest {path} for dataset {name!r}; known in {MANIFEST_DIR}: {known}")
     manifest = yaml.safe_load(path.read_text())
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
-        raise ValueError(f"manifest {path} lacks keys {missing}")
+        raise InputError(f"manifest {path} lacks keys {missing}")
     return manifest
 
 

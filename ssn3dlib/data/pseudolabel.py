@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, MissingFile, Unavailable
 from .keypoints import COLUMNS
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ POSE_ENV_FIX = (f"MediaPipe Pose 0.10.14 needs numpy<2, so it has its own enviro
                 f"tqdm, pyyaml) and run the command with {POSE_ENV}/bin/python -m ssn3dlib data pseudolabel ...")
 
 
-class PoseModelUnavailable(RuntimeError):
+class PoseModelUnavailable(Unavailable):
     """MediaPipe (or its OpenCV) cannot be imported in this Python."""
 
 
@@ -153,10 +154,10 @@ def find_images(root: Path, pattern: str) -> List[str]:
     """Image paths under root matching the glob, relative to root, sorted (posix form)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise MissingFile(f"image folder {root} does not exist")
     found = sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())
     if not found:
-        raise FileNotFoundError(f"no file under {root} matches {pattern!r}; pass --glob (e.g. '**/*.png')")
+        raise MissingFile(f"no file under {root} matches {pattern!r}; pass --glob (e.g. '**/*.png')")
     return found
 
 
@@ -165,7 +166,7 @@ def spread_frames(frames: Sequence[str], k: int) -> List[str]:
     one); every frame of a tracklet of k or fewer."""
     n = len(frames)
     if k < 1:
-        raise ValueError(f"frames per tracklet must be at least 1, got {k}")
+        raise InputError(f"frames per tracklet must be at least 1, got {k}")
     if n <= k:
         return list(frames)
     if k == 1:

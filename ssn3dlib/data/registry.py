@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ..errors import InputError
 from .manifests import MANIFEST_DIR
 from .tracklets import VideoReIDDataset
 
@@ -94,7 +95,7 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return datasets[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(datasets)}") from None
+        raise InputError(f"unknown dataset {name!r}; choose one of {sorted(datasets)}") from None
 
 
 def dataset_title(name: str) -> str:

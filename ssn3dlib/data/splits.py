@@ -5,6 +5,8 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import InputError
+
 
 def seeded_halves(items: Sequence[str], split: int, num_splits: int = 10,
                   seed: int = 0) -> Tuple[List[str], List[str]]:
@@ -14,7 +16,7 @@ def seeded_halves(items: Sequence[str], split: int, num_splits: int = 10,
     whatever other splits are asked for. With an odd count the extra item goes to train.
     """
     if not 0 <= split < num_splits:
-        raise ValueError(f"split must be in 0..{num_splits - 1}, got {split}")
+        raise InputError(f"split must be in 0..{num_splits - 1}, got {split}")
     rng = np.random.default_rng(seed)
     order = [rng.permutation(len(items)) for _ in range(split + 1)][split]
     half = len(items) // 2

@@ -10,6 +10,8 @@ from typing import List
 
 import numpy as np
 
+from ..errors import InputError
+
 SHORT_POLICIES = ("fallback", "error")
 
 
@@ -37,7 +39,7 @@ def train_clip_indices(num_frames: int, clip_len: int = 4, stride: int = 8,
     if num_frames >= clip_len:
         return sorted(rng.choice(num_frames, size=clip_len, replace=False).tolist())
     if short == "error":
-        raise ValueError(f"tracklet of {num_frames} frames is shorter than the clip length {clip_len}; "
+        raise InputError(f"tracklet of {num_frames} frames is shorter than the clip length {clip_len}; "
                          f"lower clip_len or use short='fallback' (frames are then repeated)")
     return sorted(rng.choice(num_frames, size=clip_len, replace=True).tolist())
 

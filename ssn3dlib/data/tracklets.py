@@ -40,6 +40,11 @@ class VideoReIDDataset:
         """identities, tracklets and images per split (what manifests record)."""
         return {split: split_counts(getattr(self, split)) for split in ("train", "query", "gallery")}
 
+    def all_frames(self) -> List[str]:
+        """Every frame of every split, each once (a frame in query and gallery too), in order."""
+        return list(dict.fromkeys(f for split in (self.train, self.query, self.gallery) for t in split
+                                  for f in t.frames))
+
 
 def split_counts(tracklets: Sequence[Tracklet]) -> Dict[str, int]:
     return {"identities": len({t.pid for t in tracklets}), "tracklets": len(tracklets),

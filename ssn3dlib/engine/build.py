@@ -107,7 +107,7 @@ def load_keypoints(config: RunConfig, root: Path) -> Optional[Dict[str, np.ndarr
                           f"{config.data.keypoints!r} and {config.data.name!r} has no table of its own; set "
                           f"data.keypoints to a table (image,keypoint,x,y,visibility) or use "
                           f"model.strategy=unsupervised")
-    return load_part_keypoints(table, part_set=config.data.part_set, image_root=root)
+    return load_part_keypoints(table, part_set=config.data.part_set, image_root=root, check=True)
 
 
 def keypoints_at_test_time(config: RunConfig) -> bool:

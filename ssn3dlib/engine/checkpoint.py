@@ -24,10 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used here; the message says why and what to do."""
 
 
@@ -152,8 +154,10 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated files, pickles of arbitrary objects, other formats
-        raise CheckpointError(f"{path} is not a readable SSN3D checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]})") from err
+        # torch's own text suggests weights_only=False, the wrong advice for a file that is not
+        # a checkpoint (and unsafe): say what the file is instead.
+        raise CheckpointError(f"{path} is not a readable SSN3D checkpoint: {_what_file(path, err)}; "
+                              f"{_UNREADABLE_FIX}") from None
     if not isinstance(payload, dict) or "format" not in payload or "signature" not in payload:
         raise CheckpointError(f"{path} is not an SSN3D engine checkpoint (no format/signature entries); "
                               f"load plain state dicts with model.load_state_dict instead")
@@ -161,6 +165,28 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
         raise CheckpointError(f"{path} has checkpoint format {payload['format']}, this code reads "
                               f"{FORMAT_VERSION}")
     return payload
+
+
+_UNREADABLE_FIX = "give a checkpoints/last.pt or best.pt that `ssn3d train` wrote"
+
+
+def _what_file(path: Path, err: Exception) -> str:
+    """What a file torch cannot load is, in words (torch's message names its own internals)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if size == 0:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04"):     # torch.save's zip format
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            return (f"a torch file holding Python objects other than tensors and plain values ({size} bytes), "
+                    f"not loaded since unpickling them could run code")
+        return f"a torch zip archive that is truncated or damaged ({size} bytes), e.g. an interrupted copy"
+    if b"\x00" not in head and head.decode("utf-8", "replace").count("\ufffd") <= 3:
+        return f"a text file ({size} bytes), not a torch file"
+    if head.startswith(b"\x80"):
+        return f"a Python pickle in an older format than torch.save writes ({size} bytes)"
+    return f"not a torch file ({size} bytes that torch.save did not write)"
 
 
 def load_model_weights(model: nn.Module, path: Union[str, Path], model_config: Optional[Mapping] = None,

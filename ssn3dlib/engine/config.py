@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
+from ..errors import InputError
 from ..paths import package_data
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ SCHEDULES = ("step", "cosine", "constant")
 SELECT_METRICS = ("mAP", "rank1")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration that cannot run; the message says which key and how to fix it."""
 
 
@@ -390,9 +391,12 @@ def validate(config: RunConfig) -> None:
     _choice("data.short", d.short, SHORT_POLICIES)
     if len(d.size) != 2 or min(d.size) < 16:
         raise ConfigError(f"data.size must be [height, width], each >= 16, got {d.size}")
-    for key in ("clip_len", "stride", "instances_per_identity"):
+    for key in ("clip_len", "stride"):
         _at_least(f"data.{key}", getattr(d, key), 1)
     _at_least("data.identities_per_batch", d.identities_per_batch, 2)
+    if d.instances_per_identity < 2:    # else the first step fails, after the run has written its files
+        raise ConfigError(f"data.instances_per_identity must be >= 2, got {d.instances_per_identity}: the "
+                          f"triplet loss needs 2 clips of an identity in a batch (a positive); set it to 2 or more")
     _at_least("data.labelled_per_tracklet", d.labelled_per_tracklet, 0)
     _at_least("data.num_workers", d.num_workers, 0)
     if d.world is not None and d.name != "synthetic_world":

@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.distributed as dist
 
+from ..errors import Unavailable
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -44,12 +46,12 @@ def launch_environment() -> Dict[str, int]:
         try:
             env[key.lower()] = int(value) if value is not None else default
         except ValueError:
-            raise RuntimeError(f"environment variable {key}={value!r} is not an integer; launch "
+            raise Unavailable(f"environment variable {key}={value!r} is not an integer; launch "
                                f"with torchrun, which sets it, or unset it") from None
     if env["local_world_size"] is None:
         env["local_world_size"] = env["world_size"]
     if not 0 <= env["rank"] < env["world_size"]:
-        raise RuntimeError(f"RANK={env['rank']} outside WORLD_SIZE={env['world_size']}")
+        raise Unavailable(f"RANK={env['rank']} outside WORLD_SIZE={env['world_size']}")
     return env
 
 
@@ -60,12 +62,12 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={preference!r} but no CUDA device is available here; "
+        raise Unavailable(f"train.device={preference!r} but no CUDA device is available here; "
                            f"use train.device=auto or cpu")
     if preference.startswith("cuda:"):
         index = int(preference.split(":")[1])
         if index >= torch.cuda.device_count():
-            raise RuntimeError(f"train.device={preference!r} but only {torch.cuda.device_count()} "
+            raise Unavailable(f"train.device={preference!r} but only {torch.cuda.device_count()} "
                                f"CUDA device(s) exist")
         return torch.device(preference)
     # Under torchrun each process takes the GPU of its local rank.

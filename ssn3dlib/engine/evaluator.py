@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data.tracklets import VideoReIDDataset
+from ..errors import InputError
 from ..jsonio import to_jsonable
 from .config import RunConfig
 
@@ -51,7 +52,7 @@ def query_gallery_distances(model: nn.Module, dataset: VideoReIDDataset, config:
     from ..metrics import compute_distance
 
     if not dataset.query or not dataset.gallery:
-        raise ValueError(f"dataset {dataset.name!r} has {len(dataset.query)} query and "
+        raise InputError(f"dataset {dataset.name!r} has {len(dataset.query)} query and "
                          f"{len(dataset.gallery)} gallery tracklets; both are needed to evaluate")
     feats = tracklet_features(model, config, list(dataset.query) + list(dataset.gallery), device,
                               amp_dtype, progress, keypoints)

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ..data.tracklets import Tracklet
+from ..errors import InputError
 from .config import ConfigError
 
 SPLITS = ("train", "query", "gallery")
@@ -49,7 +50,7 @@ def _dataset_tracklets(config, name: str, root: Optional[Path], splits: Sequence
 
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
-        raise ValueError(f"unknown split(s) {unknown}; choose from {', '.join(SPLITS)}")
+        raise InputError(f"unknown split(s) {unknown}; choose from {', '.join(SPLITS)}")
     if name == config.data.name and root is None:
         dataset = prepare_dataset(config.data, progress=progress)
     else:
@@ -59,7 +60,7 @@ def _dataset_tracklets(config, name: str, root: Optional[Path], splits: Sequence
         tracklets += getattr(dataset, split)
         names += [split] * len(getattr(dataset, split))
     if not tracklets:
-        raise ValueError(f"{name} at {dataset.root} has no tracklets in {', '.join(splits)}")
+        raise InputError(f"{name} at {dataset.root} has no tracklets in {', '.join(splits)}")
     return tracklets, names, Path(dataset.root)
 
 
@@ -93,10 +94,10 @@ def extract_features(checkpoint: Union[str, Path], images: Optional[Union[str, P
     from .evaluator import load_trained, run_description, tracklet_features
 
     if (images is None) == (dataset is None):
-        raise ValueError("give either images (a folder of tracklets) or dataset (a registered name)")
+        raise InputError("give either images (a folder of tracklets) or dataset (a registered name)")
     if batch_size is not None:
         if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+            raise InputError(f"batch size must be >= 1, got {batch_size}")
         overrides = [*overrides, f"eval.clips_per_batch={batch_size}"]
     trained = load_trained(checkpoint, overrides, device)
     config = trained.config
@@ -126,7 +127,7 @@ def check_output(path: Union[str, Path]) -> Path:
     """The features file to write, refused unless it is a .npz (before any work is done)."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise ValueError(f"{path}: features are written as .npz (parquet would need pyarrow, which this "
+        raise InputError(f"{path}: features are written as .npz (parquet would need pyarrow, which this "
                          f"environment does not have); name the file features.npz")
     return path
 

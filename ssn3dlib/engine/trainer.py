@@ -28,6 +28,7 @@ from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
 from ..data.registry import dataset_info
+from ..errors import Interrupted, UserError
 from . import build
 from .checkpoint import (
     CheckpointError,
@@ -59,6 +60,10 @@ from .evaluator import device_name, evaluate_model, run_description
 RESUMABLE_CHANGES = RESULT_NEUTRAL_KEYS | {"train.epochs"}
 #: Record fields that measure time, not training (left out when comparing runs).
 TIMING_KEYS = ("seconds", "clips_per_s", "eval_seconds")
+
+
+class DivergedError(UserError, FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the settings to lower."""
 
 
 @dataclass
@@ -210,7 +215,7 @@ class _Run:
     """State of one training run on one rank (train() is the public entry)."""
 
     def __init__(self, config: RunConfig, run_dir: Path, ctx: DistributedContext, progress: bool,
-                 on_step: Optional[Callable[[Dict[str, Any]], None]]):
+                 on_step: Optional[Callable[[Dict[str, Any]], None]], check_images: bool = False):
         self.config, self.ctx, self.on_step = config, ctx, on_step
         self.progress = progress and ctx.is_main
         self.paths = run_paths(run_dir)
@@ -222,6 +227,13 @@ class _Run:
             torch.backends.cudnn.benchmark = True
         self.amp = build.amp_dtype(config, self.device)
         self.dataset = build.prepare_dataset(config.data, progress=self.progress)
+        if check_images:
+            from ..data.layout import check_images_readable
+
+            frames = self.dataset.all_frames()
+            check_images_readable(tqdm(frames, desc="checking images", unit="image", disable=not self.progress))
+            if self.progress:
+                print(f"decoded all {len(frames)} images of {self.dataset.name}")
         build.check_clip_length(self.dataset, config.data)
         keypoints = build.load_keypoints(config, Path(self.dataset.root))
         self.test_keypoints = keypoints if build.keypoints_at_test_time(config) else None
@@ -299,7 +311,10 @@ class _Run:
 
     def resume(self) -> None:
         path = self.paths["last"]
-        payload = load_checkpoint(path)   # on the CPU: RNG states must stay CPU tensors
+        try:
+            payload = load_checkpoint(path)   # on the CPU: RNG states must stay CPU tensors
+        except CheckpointError as err:
+            raise CheckpointError(f"cannot resume: {err}. {self.resume_fallback()}") from None
         check_signature(payload["signature"], self.signature, str(path))
         changed = config_changes(payload["config"], self.config.to_dict(), ignore=RESUMABLE_CHANGES)
         if changed:
@@ -325,6 +340,17 @@ class _Run:
                              "global_step": self.global_step}
         if self.progress:
             print(f"resuming {path}: epoch {self.epoch + 1}, step {self.step_in_epoch} of that epoch")
+
+    def resume_fallback(self) -> str:
+        """What to do when last.pt cannot be read: resume from best.pt if it can, or start over."""
+        last, best = self.paths["last"], self.paths["best"]
+        over = "rerun with --no-resume (train(..., resume=False)) to start this run over"
+        try:
+            epoch = load_checkpoint(best)["epoch"]
+        except CheckpointError:
+            return f"To go on, {over}"
+        return (f"To go on from the previous checkpoint, {best} (end of epoch {epoch}), copy it over {last} "
+                f"and rerun the same command; or {over}")
 
     # -- training --------------------------------------------------------------
     def run(self) -> None:
@@ -395,7 +421,7 @@ class _Run:
             losses = self.objective(out, batch.labels)
         loss = losses["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch + 1}, step "
+            raise DivergedError(f"loss is {loss.item()} at epoch {self.epoch + 1}, step "
                                      f"{self.step_in_epoch + 1}; lower optim.lr or loss.lambda_ssn, or "
                                      f"use train.amp=none")
         self.optimizer.zero_grad(set_to_none=True)
@@ -441,14 +467,16 @@ class _Run:
 
 
 def train(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path], resume: bool = True,
-          progress: bool = True, overrides=(), on_step: Optional[Callable[[Dict[str, Any]], None]] = None
-          ) -> RunResult:
+          progress: bool = True, overrides=(), on_step: Optional[Callable[[Dict[str, Any]], None]] = None,
+          check_images: bool = False) -> RunResult:
     """Train (or continue training) the configured model; writes run_dir/config.yaml,
     checkpoints/last.pt and best.pt, metrics.jsonl (and tensorboard/ when installed).
 
     resume=True continues from checkpoints/last.pt when it exists (a finished run just
     returns its result); resume=False starts over, replacing the run's checkpoints and log.
     on_step(record) is called after every optimiser step (live plots, tests).
+    check_images=True decodes every frame of the dataset once first, naming the first bad one.
+    Ctrl-C raises Interrupted (a KeyboardInterrupt) saying the epoch; calling again resumes.
     Under torchrun every process calls this; rank 0 writes the files.
     """
     start = time.perf_counter()
@@ -456,8 +484,9 @@ def train(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path], 
     run_dir = Path(run_dir).expanduser().resolve()
     ctx = init_distributed(config.train.device)
     threads = torch.get_num_threads()
+    run = None
     try:
-        run = _Run(config, run_dir, ctx, progress, on_step)
+        run = _Run(config, run_dir, ctx, progress, on_step, check_images)
         last = run.paths["last"]
         if resume and broadcast_object(ctx, last.is_file()):
             run.resume()
@@ -477,6 +506,10 @@ def train(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path], 
                          resumed_from=run.resumed_from,
                          paths={k: v for k, v in run.paths.items() if k != "tensorboard" or v.exists()},
                          model=unwrap(run.model).eval())
+    except KeyboardInterrupt:
+        if run is None or not hasattr(run, "session_start"):
+            raise Interrupted("interrupted before training started; rerun the same command") from None
+        raise Interrupted(f"interrupted at epoch {run.epoch + 1}; rerun the same command to resume") from None
     finally:
         torch.set_num_threads(threads)   # a notebook keeps its own setting
         shutdown(ctx)
@@ -484,7 +517,7 @@ def train(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path], 
 
 def train_splits(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, Path],
                  splits: Optional[List[int]] = None, resume: bool = True, progress: bool = True,
-                 overrides=()) -> Dict[str, Any]:
+                 overrides=(), check_images: bool = False) -> Dict[str, Any]:
     """The split protocols (iLIDS-VID, PRID-2011, PKU): one run per split under
     run_dir/split<k>, and the mean of their best evaluations (see mean_over_splits)."""
     from .evaluator import mean_over_splits
@@ -498,7 +531,8 @@ def train_splits(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, 
     results = []
     for k in splits:
         split_config = load_config(config, [f"data.options.split={k}"])
-        result = train(split_config, Path(run_dir) / f"split{k}", resume=resume, progress=progress)
+        result = train(split_config, Path(run_dir) / f"split{k}", resume=resume, progress=progress,
+                       check_images=check_images)
         results.append({**(result.final or {}), "split": k})
     summary = mean_over_splits(results)
     (Path(run_dir) / "splits.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -21,6 +21,7 @@ import torch
 import torchvision
 from torch import nn
 
+from ..errors import InputError, MissingFile, Unavailable
 from .pretrained import PRETRAINED_BACKBONES, build_pretrained_body
 
 #: Channels after each stage for the torchvision ResNets we support.
@@ -120,14 +121,14 @@ def _load_weights(arch: str, weights: Union[str, Path]) -> dict:
     path = Path(weights).expanduser()
     if path.suffix in {".pth", ".pt", ".bin", ".ckpt"} or path.exists():
         if not path.is_file():
-            raise FileNotFoundError(f"backbone weights file {path} does not exist")
+            raise MissingFile(f"backbone weights file {path} does not exist")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
         state = {k.removeprefix("module."): v for k, v in state.items()}
         reference = getattr(torchvision.models, arch)(weights=None).state_dict()
         missing = [k for k in reference if k not in state and not k.startswith("fc.")]
         if missing:
-            raise ValueError(f"{path} is not a {arch} state dict: {len(missing)} keys missing, "
+            raise InputError(f"{path} is not a {arch} state dict: {len(missing)} keys missing, "
                              f"e.g. {missing[:3]}")
         # The classifier head is dropped anyway, so a file without it is fine.
         return {k: state.get(k, reference[k]) for k in reference}
@@ -136,12 +137,12 @@ def _load_weights(arch: str, weights: Union[str, Path]) -> dict:
     try:
         entry = enum[label] if label != "DEFAULT" else enum.DEFAULT
     except KeyError:
-        raise ValueError(f"unknown torchvision weights {weights!r} for {arch}; available: "
+        raise InputError(f"unknown torchvision weights {weights!r} for {arch}; available: "
                          f"{[w.name for w in enum]} or a local .pth file") from None
     try:
         return entry.get_state_dict(progress=False)
     except Exception as err:  # offline machines: URLError, socket errors, ...
-        raise RuntimeError(
+        raise Unavailable(
             f"could not load ImageNet weights {entry} for {arch} ({type(err).__name__}: {err}). "
             f"This machine may have no internet access. Download {entry.url} elsewhere and pass "
             f"the local file path as the weights argument, or put it in the torch hub cache "

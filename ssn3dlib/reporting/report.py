@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from ..errors import InputError
 from ..paths import reports_dir, study_dir
 from ..studies.toolkit import METRICS_FILE, WALL_TIME_KEY, Claim, claims_from_records, read_json
 from ..studies.toolkit.records import RUNS_WALL_TIME_KEY
@@ -150,7 +151,7 @@ def study_claims(study: Study, profile: str) -> List[Row]:
     try:
         return [Row.of(c) for c in claims_from_records(records)]
     except (TypeError, ValueError) as err:          # unknown keys in a claim or its comparison
-        raise ValueError(f"{study.name}/{METRICS_FILE}: {err}") from None
+        raise InputError(f"{study.name}/{METRICS_FILE}: {err}") from None
 
 
 def collect_claims(profile: str = "cpu") -> Dict[str, List[Row]]:

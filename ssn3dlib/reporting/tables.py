@@ -14,6 +14,7 @@ from typing import Iterable, List, Optional
 import pandas as pd
 
 from ..data.registry import dataset_title
+from ..errors import InputError
 from . import paper
 
 RUN_KEYS = ("dataset", "model", "strategy", "shared_classifier", "lambda_ssn", "seed", "profile",
@@ -29,7 +30,7 @@ def load_runs(paths: Iterable[Path]) -> pd.DataFrame:
         run = json.loads(Path(path).read_text())
         missing = [k for k in RUN_KEYS if k not in run]
         if missing:
-            raise ValueError(f"benchmark run {path} lacks {missing}; re-run it with the benchmark notebook")
+            raise InputError(f"benchmark run {path} lacks {missing}; re-run it with the benchmark notebook")
         rows.append({**run, "file": str(path)})
     return pd.DataFrame(rows, columns=list(RUN_KEYS) + ["file"] if not rows else None)
 
@@ -88,7 +89,7 @@ def _select(table: str, runs: pd.DataFrame) -> pd.DataFrame:
         return runs[keep]
     if table == "fig3":
         return ssn3d[(ssn3d["strategy"] == "semi-supervised") & ssn3d["shared_classifier"].astype(bool)]
-    raise ValueError(f"unknown table {table!r}; choose one of {sorted(paper.TABLES)}")
+    raise InputError(f"unknown table {table!r}; choose one of {sorted(paper.TABLES)}")
 
 
 def build_table(table: str, runs: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..errors import InputError
+
 #: Frame colour of each verdict.
 VERDICT_COLORS = {"match": "#1a9850", "false": "#d73027", "junk": "#969696"}
 
@@ -62,10 +64,10 @@ def choose_queries(first_match_rank: np.ndarray, average_precision: np.ndarray, 
             chosen.append(int(key))
         else:
             known = ", ".join(list(row)[:5]) + (", ..." if len(row) > 5 else "")
-            raise ValueError(f"no query {key!r}: give worst, random, or query tracklet names ({known}) "
+            raise InputError(f"no query {key!r}: give worst, random, or query tracklet names ({known}) "
                              f"or indices 0..{num_q - 1}")
     if not chosen:
-        raise ValueError("no queries chosen: give worst, random, or query names/indices")
+        raise InputError("no queries chosen: give worst, random, or query names/indices")
     return chosen
 
 
@@ -78,7 +80,7 @@ def ranked_lists(distmat, q_pids, g_pids, q_camids, g_camids, queries: Union[str
     from ..metrics.rank import prepare_rank_inputs, ranked_gallery
 
     if topk < 1:
-        raise ValueError(f"topk must be >= 1, got {topk}")
+        raise InputError(f"topk must be >= 1, got {topk}")
     x = prepare_rank_inputs(distmat, q_pids, g_pids, q_camids, g_camids, junk_pids=junk_pids)
     result = evaluate_rank(x.distmat, x.q_pids, x.g_pids, x.q_camids, x.g_camids, junk_pids=x.junk_pids)
     out = []
@@ -124,7 +126,7 @@ def visrank_figure(lists: Sequence[RankedList], query: Sequence, gallery: Sequen
     from ..figures import new_figure
 
     if not lists:
-        raise ValueError("no ranked lists to draw")
+        raise InputError("no ranked lists to draw")
     cols = 1 + max(len(r.gallery) for r in lists)
     cell_w = 0.55 * frames * size[1] / 48 + 0.15
     cell_h = 1.1 * size[0] / 96 + 0.45

@@ -28,6 +28,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import PACKAGE_ROOT
+from ..errors import UserError
 from ..paths import PROFILES, notebooks_dir as default_notebooks_dir, reports_dir
 
 NOTEBOOK_NAME = re.compile(r"^(?P<number>\d+)_(?P<name>.+)\.ipynb$")
@@ -38,12 +39,15 @@ BATCH_RECORD = "batch.json"
 RUN_STAMP = "ssn3d_batch"
 
 
-class BatchError(Exception):
+class BatchError(UserError):
     """Invalid batch input (unknown notebook, bad or missing parameter file); the message says the fix."""
 
 
-class NotebookFailed(Exception):
-    """A notebook raised while executing; the message names the notebook, the cell and the exception."""
+class NotebookFailed(UserError):
+    """A notebook raised while executing; the message names the notebook, the cell and the exception
+    (exit 1: the notebook's code failed, not the command's input)."""
+
+    exit_code = 1
 
     def __init__(self, message: str, output: Path):
         super().__init__(message)

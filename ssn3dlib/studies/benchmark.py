@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..data.registry import dataset_info, dataset_title
+from ..errors import InputError
 from ..figures import new_figure
 from ..models import model_capabilities
 from ..paths import PROFILES, reports_dir, study_dir
@@ -63,7 +64,7 @@ RECORD_KEYS = RUN_KEYS + ("study", "run", "protocol", "cmc", "chance_rank1", "nu
                           "per_query") + LOSS_KEYS
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(InputError):
     """A run spec or parameter set that cannot run; the message says what to change."""
 
 

@@ -4,6 +4,9 @@
     <root>/i-LIDS-VID/sequences/cam2/person001/...
     <root>/train-test people splits/train_test_splits_ilidsvid.mat   (ls_set: 10 x 300)
 
+A frame's name repeats its camera and person; one whose name says another than its folders is
+an error (a frame copied into the wrong folder would otherwise train as the folder's person).
+
 Protocol (the one of the dataset authors, also torchreid's): row `split` of ls_set holds
 1-based indices into the sorted person folders; its first half is the test identities,
 its second half the train identities. Query = cam1 sequences of the test identities,
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import InputError
 from ..layout import DatasetLayoutError, manifest_hint, require_paths, sorted_frames, sorted_subdirs
 from ..registry import DatasetInfo
 from ..tracklets import Tracklet, VideoReIDDataset
@@ -49,7 +53,7 @@ def read_ilidsvid(root: Path, split: int = 0) -> VideoReIDDataset:
     require_paths(NAME, root, [f"{SEQUENCES}/cam1", f"{SEQUENCES}/cam2", SPLIT_FILE])
     ls_set = read_splits(root)
     if not 0 <= split < len(ls_set):
-        raise ValueError(f"{NAME}: split must be in 0..{len(ls_set) - 1}, got {split}")
+        raise InputError(f"{NAME}: split must be in 0..{len(ls_set) - 1}, got {split}")
     cams = {c: [p.name for p in sorted_subdirs(root / SEQUENCES / f"cam{c}", PERSON)] for c in (1, 2)}
     if cams[1] != cams[2]:
         only = sorted(set(cams[1]) ^ set(cams[2]))
@@ -66,6 +70,13 @@ def read_ilidsvid(root: Path, split: int = 0) -> VideoReIDDataset:
     def tracklet(person: str, cam: int) -> Tracklet:
         folder = root / SEQUENCES / f"cam{cam}" / person
         frames = sorted_frames(NAME, folder, FRAME, (".png",))
+        pid = PERSON.fullmatch(person)["pid"]
+        for frame in frames:  # the name repeats camera and person: a frame filed under another is refused
+            m = FRAME.fullmatch(Path(frame).name)
+            if (m["cam"], m["pid"]) != (str(cam), pid):
+                raise DatasetLayoutError(f"{NAME}: frame {frame} is named for cam{m['cam']} person{m['pid']} but "
+                                         f"lies in cam{cam}/{person}/; move it to its own folder (or delete it), "
+                                         f"then run `ssn3d data verify {NAME}`; {manifest_hint(NAME)}")
         return Tracklet(frames=tuple(frames), pid=int(PERSON.fullmatch(person)["pid"]), camid=cam,
                         name=f"cam{cam}_{person}")
 

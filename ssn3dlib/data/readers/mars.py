@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...errors import InputError
 from ..layout import DatasetLayoutError, manifest_hint, require_paths
 from ..registry import DatasetInfo
 from ..tracklets import Tracklet, VideoReIDDataset
@@ -119,7 +120,7 @@ def _check_files_exist(tracklets: List[Tracklet], split_dir: Path) -> None:
 def read_mars(root: Path, gallery: str = "official", check_files: bool = True) -> VideoReIDDataset:
     """Read MARS; see the module docstring for the layout and the gallery protocols."""
     if gallery not in GALLERY_PROTOCOLS:
-        raise ValueError(f"unknown MARS gallery protocol {gallery!r}; choose one of "
+        raise InputError(f"unknown MARS gallery protocol {gallery!r}; choose one of "
                          f"{sorted(GALLERY_PROTOCOLS)}")
     root = Path(root).expanduser().resolve()
     require_paths(NAME, root, ["bbox_train", "bbox_test", "info"] +

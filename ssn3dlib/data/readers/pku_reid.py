@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ...errors import InputError
 from ..layout import DatasetLayoutError, manifest_hint, require_paths, sorted_frames, sorted_subdirs
 from ..registry import DatasetInfo
 from ..splits import seeded_halves
@@ -31,7 +32,7 @@ def read_pku_reid(root: Path, split: int = 0, query_camera: int = 1) -> VideoReI
     root = Path(root).expanduser().resolve()
     require_paths(NAME, root, ["images"])
     if query_camera not in CAMERAS:
-        raise ValueError(f"{NAME}: query_camera must be 1 or 2, got {query_camera}")
+        raise InputError(f"{NAME}: query_camera must be 1 or 2, got {query_camera}")
     pid_dirs = sorted_subdirs(root / "images", PID_DIR)
     if not pid_dirs:
         raise DatasetLayoutError(f"{NAME}: no <pid>/ folders under {root / 'images'}; {manifest_hint(NAME)}")

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from ...errors import InputError
 from ..layout import DatasetLayoutError, manifest_hint, require_paths, sorted_frames, sorted_subdirs
 from ..registry import DatasetInfo
 from ..splits import seeded_halves
@@ -40,7 +41,7 @@ def read_prid2011(root: Path, split: int = 0, min_frames: int = 22) -> VideoReID
     root = Path(root).expanduser().resolve()
     require_paths(NAME, root, [f"{MULTI_SHOT}/cam_a", f"{MULTI_SHOT}/cam_b"])
     if not 0 <= split < NUM_SPLITS:
-        raise ValueError(f"{NAME}: split must be in 0..{NUM_SPLITS - 1}, got {split}")
+        raise InputError(f"{NAME}: split must be in 0..{NUM_SPLITS - 1}, got {split}")
     cam_a = {p.name for p in sorted_subdirs(root / MULTI_SHOT / "cam_a", PERSON)}
     cam_b = {p.name for p in sorted_subdirs(root / MULTI_SHOT / "cam_b", PERSON)}
     shared = sorted(p for p in cam_a & cam_b if int(PERSON.fullmatch(p)["pid"]) <= SHARED_PERSONS)

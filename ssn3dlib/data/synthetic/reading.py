@@ -12,6 +12,7 @@ from typing import Dict, List, Tuple
 
 import yaml
 
+from ...errors import InputError
 from ..layout import DatasetLayoutError
 from ..tracklets import Tracklet, VideoReIDDataset
 from .config import NAME, SPLITS, WorldConfig
@@ -31,11 +32,11 @@ def _read_split(root: Path, split: str) -> List[Tracklet]:
     tracklets = []
     for pid_dir in sorted(folder.iterdir()):
         if not (pid_dir.is_dir() and _PID_DIR.fullmatch(pid_dir.name)):
-            raise ValueError(f"{NAME}: unexpected entry {pid_dir} (identity folders are 4 digits); {_REGENERATE}")
+            raise InputError(f"{NAME}: unexpected entry {pid_dir} (identity folders are 4 digits); {_REGENERATE}")
         for tdir in sorted(pid_dir.iterdir()):
             match = _TRACK_DIR.fullmatch(tdir.name)
             if not (tdir.is_dir() and match and match.group("pid") == pid_dir.name):
-                raise ValueError(f"{NAME}: unexpected entry {tdir} (tracklet folders are "
+                raise InputError(f"{NAME}: unexpected entry {tdir} (tracklet folders are "
                                  f"{pid_dir.name}_c<cam>_t<kk>); {_REGENERATE}")
             tracklets.append(Tracklet(_frames(tdir), int(pid_dir.name), int(match.group("cam")), tdir.name))
     return tracklets
@@ -46,7 +47,7 @@ def _frames(folder: Path) -> Tuple[str, ...]:
     names = sorted(p.name for p in folder.iterdir())
     bad = [n for n in names if not _FRAME_FILE.fullmatch(n)]
     if bad:
-        raise ValueError(f"{NAME}: unexpected files {bad[:3]} in {folder} (frames are NNNN.png); {_REGENERATE}")
+        raise InputError(f"{NAME}: unexpected files {bad[:3]} in {folder} (frames are NNNN.png); {_REGENERATE}")
     if not names:
         raise DatasetLayoutError(f"{NAME}: tracklet folder {folder} holds no frames; {_REGENERATE}")
     expected = [f"{i:04d}.png" for i in range(len(names))]
@@ -71,7 +72,7 @@ def read_world(root) -> VideoReIDDataset:
         raise DatasetLayoutError(f"{NAME}: {meta_path} missing (an incomplete or foreign folder); {_REGENERATE}")
     meta = yaml.safe_load(meta_path.read_text())
     if not isinstance(meta, dict) or "counts" not in meta or "config" not in meta:
-        raise ValueError(f"{NAME}: {meta_path} lacks 'config' or 'counts'; {_REGENERATE}")
+        raise InputError(f"{NAME}: {meta_path} lacks 'config' or 'counts'; {_REGENERATE}")
     config = WorldConfig.from_dict(meta["config"])
     splits = {split: _read_split(root, split) for split in SPLITS}
     dataset = VideoReIDDataset(NAME, root, splits["train"], splits["query"], splits["gallery"],
@@ -95,5 +96,5 @@ def _check_counts(root: Path, meta: Dict, dataset: VideoReIDDataset) -> None:
     if crops != meta["counts"].get("crops", {}).get("images", 0):
         bad.append(f"crops images: found {crops}, world.yaml says {meta['counts']['crops']['images']}")
     if bad:
-        raise ValueError(f"{NAME}: {root} does not match its world.yaml:\n  " + "\n  ".join(bad) +
+        raise InputError(f"{NAME}: {root} does not match its world.yaml:\n  " + "\n  ".join(bad) +
                          f"\n{_REGENERATE}")

@@ -22,6 +22,7 @@ from filelock import FileLock
 from PIL import Image
 from tqdm import tqdm
 
+from ...errors import InputError
 from .config import NAME, SPLITS, WorldConfig
 from .pedestrian import KEYPOINT_NAMES
 from .plan import WorldPlan, plan_world
@@ -111,7 +112,7 @@ def _prepare_root(root: Path, overwrite: bool) -> None:
     """Empty a previous world at root; never delete a folder that is not a generated world."""
     if root.exists() and any(root.iterdir()):
         if not (root / "world.yaml").is_file() and not overwrite:
-            raise ValueError(f"{root} is not empty and holds no world.yaml: refusing to write a synthetic "
+            raise InputError(f"{root} is not empty and holds no world.yaml: refusing to write a synthetic "
                              f"world over it (choose an empty folder or pass overwrite=True)")
         (root / "world.yaml").unlink(missing_ok=True)  # first: a half-written world is never accepted
         for name in (*SPLITS, "crops"):
