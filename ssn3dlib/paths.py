@@ -14,11 +14,28 @@ from pathlib import Path
 from typing import Optional
 
 from . import REPO_ROOT
-from .errors import Unavailable
+from .errors import InputError, Unavailable
 
 
 class CheckoutRequired(Unavailable):
     """A tool that needs the repository's own files (the study notebooks) ran from a wheel install."""
+
+
+def output_file(path, suffixes, option: str = "--out") -> Path:
+    """A file a command will write, checked before any work: one of the suffixes, not a folder, and
+    in a folder that exists or can be made (every existing ancestor a writable folder)."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{option} {path}: the file must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; name a file in it, e.g. {path / ('out' + suffixes[0])}")
+    ancestor = path.parent.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        why = "not a folder" if not ancestor.is_dir() else "no write permission"
+        raise InputError(f"{option} {path}: cannot write under {ancestor} ({why}); choose another place")
+    return path
 
 
 def _checkout() -> Optional[Path]:

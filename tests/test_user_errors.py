@@ -81,9 +81,12 @@ def test_one_instance_per_identity_is_refused_before_the_run_folder_is_written(t
     (["--config", "synthetic_tiny", "data.name=ilidsvid", "data.world=null", "data.root=/nonexistent/ilids"],
      "dataset 'ilidsvid' not found: /nonexistent/ilids does not exist. Set data.root"),
     (["--config", "synthetic_tiny", "data.identities_per_batch=40"], "40 identities"),
+    (["--config", "synthetic_tiny", "--all-splits"], "'synthetic_world' has no split protocol: train it without "
+                                                    "--all-splits"),
+    (["--config", "synthetic_tiny", "train.device=cuda:7"], "train.device='cuda:7' but "),
 ])
 def test_train_names_the_bad_setting(tiny_world, tmp_path, capsys, args, message):
-    if "data.identities_per_batch=40" in args:
+    if args[1] == "synthetic_tiny" and not any(a.startswith("data.root=") for a in args):
         args = [*args, f"data.root={tiny_world}"]
     code, err = run(capsys, "train", "--run-dir", tmp_path / "run", "--quiet", *args)
     assert code == 2 and message in error_line(err), err
@@ -157,6 +160,9 @@ def test_a_pickle_of_objects_is_not_loaded(tmp_path, capsys):
      "unknown dataset 'market1501'"),
     (["extract", "--checkpoint", "{ckpt}", "--images", "{tmp}/nothing", "--out", "{tmp}/f.npz"],
      "{tmp}/nothing does not exist or is not a folder"),
+    (["evaluate", "--checkpoint", "{ckpt}", "--out", "{ckpt}/r.json"],
+     "--out {ckpt}/r.json: cannot write under {ckpt} (not a folder); choose another place"),
+    (["visrank", "--checkpoint", "{ckpt}", "--out", "{tmp}/r.txt"], "--out {tmp}/r.txt: the file must end in .png or"),
     (["visrank", "--checkpoint", "{ckpt}", "--out", "{tmp}/r.png", "--topk", "0"], "--topk must be >= 1, got 0"),
     (["visrank", "--checkpoint", "{ckpt}", "--out", "{tmp}/r.png", "--queries", "nobody", "--quiet"],
      "no query 'nobody'"),

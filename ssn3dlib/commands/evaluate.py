@@ -18,7 +18,10 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..engine import evaluate
+    from ..paths import output_file
 
+    if args.out is not None:
+        output_file(args.out, (".json",))
     result = evaluate(args.checkpoint, args.overrides, device=args.device, progress=not args.quiet)
     print(f"{result['dataset']} / {result['model']} ({result['epochs']} epochs): "
           + "  ".join(f"{k} {result[k]:.1f}" for k in ("rank1", "rank5", "rank10", "rank20", "mAP"))

@@ -25,8 +25,10 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..errors import InputError
     from ..figures import save_figure
+    from ..paths import output_file
     from ..reporting.visrank import visrank
 
+    output_file(args.out, (".png", ".jpg", ".pdf", ".svg"))
     for option in ("num_queries", "topk", "frames"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")

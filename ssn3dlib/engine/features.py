@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data.tracklets import Tracklet
 from ..errors import InputError
+from ..paths import output_file
 from .config import ConfigError
 
 SPLITS = ("train", "query", "gallery")
@@ -129,7 +130,7 @@ def check_output(path: Union[str, Path]) -> Path:
     if path.suffix != ".npz":
         raise InputError(f"{path}: features are written as .npz (parquet would need pyarrow, which this "
                          f"environment does not have); name the file features.npz")
-    return path
+    return output_file(path, (".npz",))
 
 
 def save_features(result: TrackletFeatures, path: Union[str, Path]) -> Path:

@@ -526,7 +526,8 @@ def train_splits(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, 
     if splits is None:
         num_splits = dataset_info(config.data.name).num_splits
         if num_splits is None:
-            raise ConfigError(f"{config.data.name!r} has no split protocol; train it with train()")
+            raise ConfigError(f"{config.data.name!r} has no split protocol: train it without --all-splits "
+                              f"(train() rather than train_splits())")
         splits = list(range(num_splits))
     results = []
     for k in splits:
