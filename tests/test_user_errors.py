@@ -267,8 +267,8 @@ def _coco_names(t):
     (_nan, "line 19 (images/001/01_2.jpg, right_ear): y is empty (NaN), not a finite number (1 such rows); a keypoint "
            "the pose model did not find gets no row, so drop them"),
     (_words, "line 5 (images/001/01_1.jpg, left_shoulder): x is 'left', not a finite number"),
-    (_unresolved, "line 17 (images/009/01_1.jpg, nose): image {root}/images/009/01_1.jpg does not exist or is not an "
-                  "image (1 of 2 images); image paths are relative to the dataset root {root}"),
+    (_unresolved, "line 17 (images/009/01_1.jpg, nose): image {root}/images/009/01_1.jpg does not exist (1 of 2 "
+                  "images); image paths are relative to the dataset root {root}"),
     (_coco_names, "gives none of the keypoints of the benchmark9 parts ['head', 'body',"),
 ])
 def test_a_bad_keypoint_table_names_the_line_and_an_example(pku, tmp_path, damage, message):
@@ -311,3 +311,17 @@ def test_a_bad_frame_in_a_worker_is_one_message_naming_the_file(tmp_path):
     message = str(err.value)
     assert message.startswith(f"cannot decode frame {bad}: ") and message.endswith("(in DataLoader worker process 0)")
     assert "Traceback" not in message and "\n" not in message
+
+
+def test_a_bad_frame_drawn_in_training_is_one_error_line(world_copy, tmp_path, capsys):
+    for frame in (world_copy / "train").glob("*/*/*.png"):      # whichever the first batch draws
+        frame.write_bytes(b"not a png")
+    keypoints = run(capsys, *train_args(world_copy, tmp_path / "run", "data.num_workers=1"))    # found up front
+    assert keypoints[0] == 2 and "is not a readable image (re-extract it" in error_line(keypoints[1])
+    assert not (tmp_path / "run" / "config.yaml").exists()
+    args = train_args(world_copy, tmp_path / "run", "data.num_workers=1", "model.strategy=unsupervised")
+    code, err = run(capsys, *args)
+    assert code == 2
+    line = error_line(err)
+    assert line.startswith(f"error: cannot decode frame {world_copy / 'train'}/") and ".png: " in line
+    assert line.endswith("(in DataLoader worker process 0)") and len(err.splitlines()) == 1

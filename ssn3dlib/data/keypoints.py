@@ -128,10 +128,11 @@ def check_keypoint_table(table: pd.DataFrame, path: Path, part_set: str, image_r
         except OSError:
             unresolved.append(position)
     if unresolved:
-        example = table["image"].iloc[unresolved[0]]
-        raise KeypointTableError(f"{_row(table, path, unresolved[0])}: image {image_root / example} does not "
-                                 f"exist or is not an image ({len(unresolved)} of {len(first)} images); image "
-                                 f"paths are relative to the dataset root {image_root}")
+        example = image_root / table["image"].iloc[unresolved[0]]
+        what = ("is not a readable image (re-extract it; `ssn3d data verify` checks them all)" if example.is_file()
+                else "does not exist")
+        raise KeypointTableError(f"{_row(table, path, unresolved[0])}: image {example} {what} ({len(unresolved)} "
+                                 f"of {len(first)} images); image paths are relative to the dataset root {image_root}")
     width, height = (np.array([sizes[i][k] for i in table["image"]], dtype=np.float64) for k in (0, 1))
     for column, extent in (("x", width), ("y", height)):
         v = table[column].to_numpy(np.float64)
