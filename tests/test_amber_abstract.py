@@ -231,7 +231,9 @@ def test_study_trains_and_scores_every_set(tiny_study):
     assert (r.windows["train"] >= 0).all() and (r.windows["train"] < np.array(GRID)).all()
     maps = r.maps("train", [0, 1])
     assert maps.shape == (2, 9, *GRID)
-    torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.ones(2, 9))
+    # A float32 sum of 102 x 142 softmax terms rounds to ~1e-5 (which term lands where depends on the
+    # CPU's vector width); a map that is not a distribution is off by far more.
+    torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.ones(2, 9), rtol=0, atol=1e-4)
     # The found windows are the maps' argmax.
     assert (peak_windows(maps) == r.windows["train"][:2]).all()
     # The maps are those of the normalised paintings (the training mean and std, kept with the run).

@@ -91,7 +91,9 @@ def test_efficientnet_lite0_backbone_maps_imagenet_normalised_frames_to_its_unit
     with torch.no_grad():
         expected = net.blocks[:3](net.bn1(net.conv_stem((pixels - 0.5) / 0.5)))
         got = backbone(_imagenet_normalised(pixels))
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    # The folded normalisation rounds differently (about 1e-5, by the CPU's conv kernels); a wrong
+    # one moves features by order 1.
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
 #: ImageNet classes of a city street: vehicles, shop fronts and buildings, street furniture.
