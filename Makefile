@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Every package and version the environment holds, the test tools included (`make lock` refreshes it).
 LOCK   := requirements.lock
 
-.PHONY: report test bench bench-gpu gpu-check install lock clean-venv notebooks pose-env
+.PHONY: report test browser bench bench-gpu gpu-check install lock clean-venv notebooks pose-env
 
 # The lock first, then this project on top of it without resolving anything again
 # (no build isolation: the lock's setuptools builds it, nothing is fetched for the build).
@@ -29,9 +29,19 @@ report: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m ssn3dlib studies refresh
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check ssn3dlib tests benchmarks
-	$(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
+	SSN3D_REQUIRE_BROWSER=1 SSN3D_CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q
+
+# Debian's Chromium for the explorer's browser test (Playwright drives it; its own download is not
+# reachable here). About 20 s with apt; needs root or sudo, says so otherwise.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@test -x $(CHROMIUM) || { \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	    else echo "error: $(CHROMIUM) is missing and installing it needs root: run 'apt-get install chromium' as root" >&2; exit 2; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
