@@ -129,3 +129,21 @@ def test_the_report_shows_one_ranked_list_per_benchmark_checkpoint(tiny_checkpoi
     assert visrank_figures("cpu", topk=2, count=1) == [tmp_path / "visrank" / f"{run}.png"]
     text = render_report("cpu", tmp_path)
     assert "## Ranked lists of the worst queries" in text and f"(visrank/{run}.png)" in text
+
+
+def test_a_dataset_trained_over_its_splits_is_shown_by_its_first_split(tiny_checkpoint, tmp_path, monkeypatch):
+    """PKU with all_splits keeps one run folder per split (RUN/splitK/checkpoints/last.pt); the
+    report's views take split 0 instead of leaving the dataset out."""
+    from ssn3dlib.reporting.report import benchmark_checkpoints
+
+    monkeypatch.setenv("SSN3D_REPORTS", str(tmp_path))
+    root = tmp_path / "runs" / "cpu" / "benchmark"
+    flat = root / "synthetic_world_ssn3d_semi-supervised_shared_lambda0.1_seed0" / "checkpoints" / "last.pt"
+    split = root / "pku_reid_subset_ssn3d_semi-supervised_shared_lambda0.1_seed0"
+    empty = root / "mars_ssn3d_semi-supervised_shared_lambda0.1_seed0"      # no checkpoint yet: left out
+    for path in (flat, split / "split0" / "checkpoints" / "last.pt", split / "split1" / "checkpoints" / "last.pt"):
+        path.parent.mkdir(parents=True)
+        shutil.copy(tiny_checkpoint, path)
+    empty.mkdir()
+    assert benchmark_checkpoints("cpu") == [(split.name, split / "split0" / "checkpoints" / "last.pt"),
+                                            (flat.parents[1].name, flat)]

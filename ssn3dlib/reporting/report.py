@@ -254,12 +254,17 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
 
 def benchmark_checkpoints(profile: str = "cpu") -> List[Tuple[str, Path]]:
     """(run name, last.pt) of the benchmark's semi-supervised shared SSN3D runs at their main
-    lambda, seed 0: one per dataset (the checkpoints the report's views show)."""
+    lambda, seed 0: one per dataset (the checkpoints the report's views show). A dataset trained
+    over its protocol's splits (PKU with all_splits) shows its first split."""
     runs_root = reports_dir() / "runs" / profile / "benchmark"
     records = study_dir("benchmark", profile, create=False)
     out = []
-    for ckpt in sorted(runs_root.glob("*_ssn3d_semi-supervised_shared_*_seed0/checkpoints/last.pt")):
-        run = ckpt.parents[1].name
+    for run_dir in sorted(runs_root.glob("*_ssn3d_semi-supervised_shared_*_seed0")):
+        run = run_dir.name
+        ckpt = next((c for c in (run_dir / "checkpoints" / "last.pt", run_dir / "split0" / "checkpoints" / "last.pt")
+                     if c.is_file()), None)
+        if ckpt is None:
+            continue
         record = read_json(records / f"{run}.json") or {}
         if record.get("lambda_ssn") != record.get("config_lambda_ssn", record.get("lambda_ssn")):
             continue          # a Fig. 3 sweep run: the main-lambda run already shows this dataset
