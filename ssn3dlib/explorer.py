@@ -340,7 +340,7 @@ class AttentionExplorer:
     def widget(self):
         import ipywidgets as w
 
-        wide = w.Layout(width="26em")
+        wide = w.Layout(width="32em")   # room for "<name> (camera C, N frames)" without cutting it
         style = {"description_width": "5.5em"}
         parts = [(n, i) for i, n in enumerate(self.runs[0].part_names)]
         self.controls = {
