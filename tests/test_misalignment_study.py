@@ -125,6 +125,10 @@ def test_claims_reproduced_when_every_query_and_seed_agree():
     assert tie.verdict == "inconclusive" and tie.comparison["effect"] == 0 and "minimum detectable" in tie.reason
     control = claims["control_c3d_drop_vs_tp_rank1"]
     assert not control.paper_claim and control.statement == NOT_IN_PAPER and control.verdict == "reproduced"
+    # Without misalignment SSN3D's lead is the baseline, our check; the paper's claim is the misaligned level.
+    assert not tie.paper_claim and tie.statement == NOT_IN_PAPER and "tested at 0 (" in tie.data
+    misaligned = claims["ssn3d_beats_c3d_at_1_rank1"]
+    assert misaligned.paper_claim and "tested at 1 (" in misaligned.data and "tested at 0 and" not in misaligned.data
 
 
 def test_claims_contradicted_when_ssn3d_loses_more():
