@@ -441,3 +441,4 @@ def test_a_small_loss_means_parts_only_if_loss_and_pck_fall_together():
     claim = P.loss_vs_parts_claim(runs, "cpu")
     assert claim.name == "all settings: small_loss_means_parts" and claim.paper_claim
     assert claim.verdict == "inconclusive" and "8 of 8 runs end under 0.1 log N" in claim.detail
+    assert "PCK ranges 0.10-0.70 (the runs above: no run)" in claim.detail     # not 'nan-nan'

@@ -1322,10 +1322,13 @@ def loss_vs_parts_claim(runs: pd.DataFrame, profile: str) -> Claim:
     final loss and the PCK (the claim predicts a negative one; the effect is minus rho)."""
     cmp = correlation(runs["loss_of_log_n"], runs["pck"], direction=-1, unit="runs")
     small = runs["loss_of_log_n"] < 0.1
+
+    def pck_range(rows) -> str:
+        pck = runs.loc[rows, "pck"]
+        return f"{pck.min():.2f}-{pck.max():.2f}" if len(pck) else "no run"
+
     detail = (f"{int(small.sum())} of {len(runs)} runs end under 0.1 log N; their unlabelled-crop PCK ranges "
-              f"{runs.loc[small, 'pck'].min():.2f}-{runs.loc[small, 'pck'].max():.2f} (the runs above: "
-              f"{runs.loc[~small, 'pck'].min() if (~small).any() else float('nan'):.2f}-"
-              f"{runs.loc[~small, 'pck'].max() if (~small).any() else float('nan'):.2f}). Minus Spearman's rank "
+              f"{pck_range(small)} (the runs above: {pck_range(~small)}). Minus Spearman's rank "
               f"correlation of final loss and PCK across the paper's semi-supervised and unsupervised runs of every "
               f"setting, x 100: {cmp.describe('hundredths')}")
     reason = f"{cmp.reason}; more runs (settings or seeds) would narrow it" if cmp.verdict == INCONCLUSIVE else ""
