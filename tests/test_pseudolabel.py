@@ -198,5 +198,8 @@ def test_command_reproduces_the_reference_table(tmp_path):
     ref = ref[ref["image"].str.match(r"images/00[1-4]/")]
     c = compare_tables(mine, ref)
     assert c["images_mine"] == c["images_reference"] == c["images_both"] > 10
-    assert max(c["per_keypoint_median_px"].values()) < 0.05
+    # Identical on the machine that made the reference; MediaPipe's XNNPACK kernels round by CPU, and an
+    # AMD EPYC without AVX-512 moves points by a median 0.02-0.14 px per keypoint (crops are 48 px wide).
+    # A different letterbox or resampling moves them by pixels, and changes which crops get a pose.
+    assert max(c["per_keypoint_median_px"].values()) < 0.25
     assert c["visibility_corr"] > 0.999
