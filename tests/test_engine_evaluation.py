@@ -8,7 +8,7 @@ from ssn3dlib.data import clip_dataset
 from ssn3dlib.data.tracklets import Tracklet, VideoReIDDataset
 from ssn3dlib.engine import evaluate, load_config, mean_over_splits, train
 from ssn3dlib.engine.build import epoch_schedule
-from ssn3dlib.engine.evaluator import evaluate_model, per_query_metrics
+from ssn3dlib.engine.evaluator import evaluate_model, per_query_metrics, run_title
 
 from engine_helpers import tiny_config
 
@@ -97,3 +97,10 @@ def test_split_protocol_trains_one_run_per_split_on_pku(tmp_path):
     assert summary["mAP"] == pytest.approx((per_split[0]["mAP"] + per_split[1]["mAP"]) / 2)
     assert all((tmp_path / f"split{k}" / "checkpoints" / "last.pt").is_file() for k in (0, 1))
     assert load_config(tmp_path / "split1" / "config.yaml").data.options["split"] == 1
+
+
+def test_run_title_names_model_dataset_split_and_seed():
+    assert run_title(load_config("synthetic_tiny")) == "SSN3D semi-supervised, λ=0.1 · synthetic world · seed 0"
+    # A split run (PKU over its protocol's splits) says which split the figure shows.
+    split = run_title(load_config("pku_cpu", ["data.options.split=3", "train.seed=2", "model.name=tp"]))
+    assert split.endswith("PKU-Reid subset, split 3 · seed 2") and split.startswith("TP")

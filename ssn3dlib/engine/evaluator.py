@@ -198,12 +198,14 @@ def run_description(config: RunConfig, dataset: Optional[VideoReIDDataset] = Non
 
 def run_title(config: RunConfig) -> str:
     """A run named in words, for figure rows and titles (the benchmark's legend label, then
-    dataset and seed): "SSN3D semi-supervised, λ=0.1 · synthetic world · seed 0"."""
+    dataset, its split when it has one, and seed): "SSN3D semi-supervised, λ=0.1 · synthetic
+    world · seed 0", "... · PKU-Reid subset, split 0 · seed 0"."""
     from ..data.registry import dataset_title
     from ..studies.benchmark import label
 
     d = run_description(config)
-    return f"{label(d)} · {dataset_title(d['dataset'])} · seed {d['seed']}"
+    split = "" if d["split"] is None else f", split {d['split']}"
+    return f"{label(d)} · {dataset_title(d['dataset'])}{split} · seed {d['seed']}"
 
 
 def device_name(device: torch.device) -> str:
