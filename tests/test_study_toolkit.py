@@ -282,3 +282,33 @@ def test_a_peak_follows_the_motion_of_its_part_within_the_radius():
     # of the 16 (a, b) window pairs, b - a = (+1, 0) for 2 of them (within 0.5 of the keypoint's step)
     chance = chance_follows_motion(kp_a, kp_b, np.array([[True, False]]), grid, radius=0.5)
     np.testing.assert_equal(chance, [[2 / 16, np.nan]])
+
+
+def test_the_verdict_figure_draws_each_comparison_where_its_numbers_say():
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    from ssn3dlib.studies.toolkit.verdict_figure import plot_comparisons
+
+    def claim(name, low, effect, high, verdict):
+        cmp = {"effect": effect, "low": low, "high": high, "mde": 4.0, "verdict": verdict, "n": {"queries": 9}}
+        return Claim(name, "Fig. 1", "s", None, comparison=cmp)
+
+    claims = [claim("win", 2.0, 5.0, 8.0, "reproduced"), Claim("words only", "Fig. 1", "s", None),
+              claim("tie", -3.0, 0.0, 3.0, "inconclusive"), claim("loss", -9.0, -6.0, -1.0, "contradicted")]
+    fig = plot_comparisons(claims, "three verdicts")
+    ax = fig.axes[0]
+    # Top to bottom in the given order; the claim without a comparison is left out.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["loss", "tie", "win"]
+    drawn = {}
+    for container in ax.containers:                                # one errorbar per claim
+        dot, _, (interval,) = container
+        x, y = dot.get_data()
+        (start, _), (end, _) = interval.get_segments()[0]
+        drawn[int(y[0])] = (float(x[0]), (float(start), float(end)), mcolors.to_hex(dot.get_color()))
+    assert drawn == {0: (-6.0, (-9.0, -1.0), mcolors.to_hex("tab:red")),
+                     1: (0.0, (-3.0, 3.0), mcolors.to_hex("tab:grey")),
+                     2: (5.0, (2.0, 8.0), mcolors.to_hex("tab:green"))}
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no claim with a comparison"):
+        plot_comparisons([Claim("words only", "Fig. 1", "s", None)], "none")

@@ -13,7 +13,9 @@
 - ``statistics``: intervals (Wilson; a two-way replicates x units t interval), paired comparisons
   (``compare``, ``compare_blocks`` over splits, ``against_reference``) with their minimum
   detectable effect, and the one
-  verdict rule (reproduced / contradicted / inconclusive) every claim uses.
+  verdict rule (reproduced / contradicted / inconclusive) every claim uses;
+- ``verdict_figure``: ``plot_comparisons``, a set of claims as one forest plot (effect, interval,
+  MDE, verdict colour).
 """
 from .claims import NOT_IN_PAPER, Claim, by_name, claims_from_records, claims_to_records
 from .part_scoring import (
