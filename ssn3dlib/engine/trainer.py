@@ -100,6 +100,11 @@ def run_paths(run_dir: Union[str, Path]) -> Dict[str, Path]:
             "tensorboard": run_dir / "tensorboard"}
 
 
+def split_run_dir(run_dir: Union[str, Path], split: int) -> Path:
+    """Where split `split` of a split-protocol run lives (``train_splits``): run_dir/split<k>."""
+    return Path(run_dir) / f"split{split}"
+
+
 def read_metrics(run_dir: Union[str, Path]):
     """metrics.jsonl as a pandas DataFrame (column `kind`: step, epoch or eval)."""
     import pandas as pd
@@ -532,7 +537,7 @@ def train_splits(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, 
     results = []
     for k in splits:
         split_config = load_config(config, [f"data.options.split={k}"])
-        result = train(split_config, Path(run_dir) / f"split{k}", resume=resume, progress=progress,
+        result = train(split_config, split_run_dir(run_dir, k), resume=resume, progress=progress,
                        check_images=check_images)
         results.append({**(result.final or {}), "split": k})
     summary = mean_over_splits(results)
@@ -540,4 +545,5 @@ def train_splits(config: Union[RunConfig, str, Path, Dict], run_dir: Union[str, 
     return summary
 
 
-__all__ = ["RunResult", "train", "train_splits", "read_metrics", "run_paths", "TIMING_KEYS", "EpochWindow"]
+__all__ = ["RunResult", "train", "train_splits", "read_metrics", "run_paths", "split_run_dir", "TIMING_KEYS",
+           "EpochWindow"]

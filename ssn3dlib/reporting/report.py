@@ -256,12 +256,14 @@ def benchmark_checkpoints(profile: str = "cpu") -> List[Tuple[str, Path]]:
     """(run name, last.pt) of the benchmark's semi-supervised shared SSN3D runs at their main
     lambda, seed 0: one per dataset (the checkpoints the report's views show). A dataset trained
     over its protocol's splits (PKU with all_splits) shows its first split."""
+    from ..engine.trainer import run_paths, split_run_dir
+
     runs_root = reports_dir() / "runs" / profile / "benchmark"
     records = study_dir("benchmark", profile, create=False)
     out = []
     for run_dir in sorted(runs_root.glob("*_ssn3d_semi-supervised_shared_*_seed0")):
         run = run_dir.name
-        ckpt = next((c for c in (run_dir / "checkpoints" / "last.pt", run_dir / "split0" / "checkpoints" / "last.pt")
+        ckpt = next((c for c in (run_paths(run_dir)["last"], run_paths(split_run_dir(run_dir, 0))["last"])
                      if c.is_file()), None)
         if ckpt is None:
             continue

@@ -369,6 +369,7 @@ def run_one(plan: PlannedRun, profile: str, all_splits: bool = False, progress: 
     write its JSON record, and return it."""
     from ..engine import load_config, mean_over_splits
     from ..engine.build import prepare_dataset
+    from ..engine.trainer import split_run_dir
 
     run_dir = runs_root(profile) / plan.name
     splits = splits_for(plan.config, all_splits)
@@ -387,7 +388,7 @@ def run_one(plan: PlannedRun, profile: str, all_splits: bool = False, progress: 
         runs, results, cmcs, chances = [], [], [], []
         for k in splits:
             config = load_config(plan.config, [f"data.options.split={k}"])
-            one = _train_one(config, run_dir / f"split{k}", progress)
+            one = _train_one(config, split_run_dir(run_dir, k), progress)
             runs.append(one)
             results.append({**one["final"], "split": k})
             cmcs.append(_padded_cmc(one["final"]["cmc"], max_rank))
