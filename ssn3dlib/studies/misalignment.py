@@ -614,9 +614,12 @@ def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: f
                                   & np.isclose(evals["test_occlusion"], 0.0), "test_misalignment"]))
     claims = []
     for metric in metrics:
-        data = (f"synthetic world, trained at misalignment {train_level:g}, tested at {low:g} and {high:g} (the "
-                f"same query tracklets at every level, occluders off), per-query {SCORE_OF[metric]} ({metric}); "
-                f"profile {profile}")
+        def tested_at(levels_text, metric=metric):
+            return (f"synthetic world, trained at misalignment {train_level:g}, tested at {levels_text} (the same "
+                    f"query tracklets at every level, occluders off), per-query {SCORE_OF[metric]} ({metric}); "
+                    f"profile {profile}")
+
+        data = tested_at(f"{low:g} and {high:g}")
 
         def scores(variant, world, level=train_level, metric=metric):
             return query_scores(evals, variant, level, world, metric)
@@ -638,18 +641,15 @@ def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: f
             for level in levels:
                 w = TestWorld(float(level))
                 s, x = paired_arrays(scores(aligned, w), scores(unaligned, w))
-                level_data = data.replace(f"tested at {low:g} and {high:g}", f"tested at {level:g}")
-                if level == 0:   # no misalignment: the gap a recovery is measured from, not the paper's claim
-                    claims.append(_claim(
-                        f"ssn3d_beats_c3d_at_{level:g}_{metric}", NOT_IN_PAPER, _difference(s, x), _seed_sd(s, x),
-                        f"Baseline, SSN3D's lead without misalignment (the paper's recovery claim is about the "
-                        f"misaligned levels and the drops): at misalignment 0 {a}'s {metric} is {100 * s.mean():.1f} "
-                        f"and {u}'s {100 * x.mean():.1f}", level_data, paper_claim=False))
-                    continue
+                misaligned = level != 0   # at 0: the gap a recovery is measured from, not the paper's claim
+                lead = f"{a}'s {metric} is {100 * s.mean():.1f} and {u}'s {100 * x.mean():.1f}"
                 claims.append(_claim(
-                    f"ssn3d_beats_c3d_at_{level:g}_{metric}", STATEMENTS["beats"], _difference(s, x), _seed_sd(s, x),
-                    f"At misalignment {level:g} {a}'s {metric} is {100 * s.mean():.1f} and {u}'s {100 * x.mean():.1f}",
-                    level_data))
+                    f"ssn3d_beats_c3d_at_{level:g}_{metric}", STATEMENTS["beats"] if misaligned else NOT_IN_PAPER,
+                    _difference(s, x), _seed_sd(s, x),
+                    f"At misalignment {level:g} {lead}" if misaligned else
+                    f"Baseline, SSN3D's lead without misalignment (the paper's recovery claim is about the "
+                    f"misaligned levels and the drops): at misalignment 0 {lead}",
+                    tested_at(f"{level:g}"), paper_claim=misaligned))
             s_lo, s_hi, *_ = paired_arrays(scores(aligned, lo), scores(aligned, hi), scores(unaligned, lo))
             claims.append(_claim(
                 f"ssn3d_drops_less_{metric}", STATEMENTS["drops_less"], _difference(u_lo - u_hi, s_lo - s_hi),
