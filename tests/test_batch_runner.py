@@ -15,6 +15,7 @@ from ssn3dlib.studies.batch import (
     BatchError,
     NotebookFailed,
     discover_notebooks,
+    in_profile,
     plan_batch,
     refresh_notebooks,
     run_batch,
@@ -262,14 +263,27 @@ def test_cli_dry_run_lists_the_plan_and_bad_names_exit_2(world, capsys):
     assert world.ran() == []
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
+def test_a_partial_profile_runs_only_the_notebooks_with_a_parameter_file(world):
+    extended = world.notebooks / "params" / "extended"
+    extended.mkdir(parents=True)
+    (extended / "2_beta.yaml").write_text("greeting: more seeds\n")
+    assert list(world.plan(profile="extended")) == ["2_beta"]
+    with pytest.raises(BatchError, match=r"01_alpha is not part of the extended profile \(no .*01_alpha\.yaml\)"):
+        world.plan(profile="extended", only=["01", "2"])
+    assert world.run(profile="extended").ok
+    assert world.ran() == ["2_beta"]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "extended", "full"])
 def test_every_committed_parameter_file_fits_its_notebooks_parameters_cell(profile):
     # papermill parses the parameters cell line by line: a name it cannot parse (a comment with
     # '=' in it once hid `overrides`) makes the batch refuse the profile's file before it runs
     from ssn3dlib.paths import notebooks_dir
     from ssn3dlib.studies.batch import load_parameters
 
-    for notebook in discover_notebooks(notebooks_dir()):
+    covered = [nb for nb in discover_notebooks(notebooks_dir()) if in_profile(nb, profile, notebooks_dir())]
+    assert len(covered) >= 3
+    for notebook in covered:
         values, path = load_parameters(notebook, profile, notebooks_dir())
         assert profile == "smoke" or path is not None, notebook.stem
         assert values.get("profile", profile) == profile

@@ -19,7 +19,8 @@ def add_arguments(parser):
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run_p = sub.add_parser("run", help="execute the numbered notebooks into reports/runs/<profile>/")
     run_p.add_argument("--profile", required=True, choices=PROFILES,
-                       help="parameter set: smoke (notebook defaults), cpu (the committed study), full")
+                       help="parameter set: smoke (notebook defaults), cpu (make report), extended (the larger "
+                            "committed designs of notebooks 03-05), full (the paper's scale, GPU)")
     run_p.add_argument("--only", nargs="+", action="extend", default=[], metavar="NAME",
                        help="run only these notebooks (stems such as 02_amber_abstract, or numbers)")
     run_p.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")

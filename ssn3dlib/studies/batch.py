@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .. import PACKAGE_ROOT
 from ..errors import UserError
-from ..paths import PROFILES, notebooks_dir as default_notebooks_dir, reports_dir
+from ..paths import PARTIAL_PROFILES, PROFILES, notebooks_dir as default_notebooks_dir, reports_dir
 
 NOTEBOOK_NAME = re.compile(r"^(?P<number>\d+)_(?P<name>.+)\.ipynb$")
 INJECTED_TAG = "injected-parameters"
@@ -148,7 +148,8 @@ def load_parameters(notebook: StudyNotebook, profile: str, notebooks: Path):
     """(parameters, file or None) of one notebook under one profile, checked against its parameters cell.
 
     smoke without a file means the notebook's own defaults (nothing injected); cpu and full
-    need a file, since their whole point is different values.
+    need a file, since their whole point is different values; a partial profile (extended)
+    covers only the notebooks that have one (`in_profile`).
     """
     import papermill
 
@@ -182,6 +183,12 @@ def load_parameters(notebook: StudyNotebook, profile: str, notebooks: Path):
     if profile != "smoke" and "profile" in declared:
         values.setdefault("profile", profile)  # outputs must land in this profile's study_dir
     return values, path
+
+
+def in_profile(notebook: StudyNotebook, profile: str, notebooks: Path) -> bool:
+    """Whether a profile runs this notebook: every profile runs every notebook, except a partial
+    one, which runs those with a parameter file under it."""
+    return profile not in PARTIAL_PROFILES or params_file(notebooks, notebook.stem, profile).is_file()
 
 
 def runs_dir(profile: str) -> Path:
@@ -218,10 +225,16 @@ def plan_batch(profile: str, notebooks: Optional[Path] = None, only: Iterable[st
     """What a batch would run and why; every parameter file is checked before anything runs."""
     if profile not in PROFILES:
         raise BatchError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    only = list(only)
     notebooks, selected = _selected(notebooks, only)
     library = newest_file(package_root)
     plans, problems = [], []
     for nb in selected:
+        if not in_profile(nb, profile, notebooks):
+            if only:        # named on purpose: say why it cannot run, with the rest of the problems
+                problems.append(f"{nb.stem} is not part of the {profile} profile (no "
+                                f"{params_file(notebooks, nb.stem, profile)}); run it under another profile")
+            continue
         try:
             parameters, source_params = load_parameters(nb, profile, notebooks)
         except BatchError as err:  # collect them all: one round of fixes, not one per run

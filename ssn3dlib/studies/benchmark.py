@@ -47,6 +47,7 @@ TABLES = ("table1", "table2", "table3-5", "fig3")
 BASE_CONFIGS: Dict[str, Dict[str, str]] = {
     "smoke": {"synthetic_world": "bench_smoke"},
     "cpu": {"synthetic_world": "bench_synthetic_frozen_cpu", "pku_reid_subset": "bench_pku_frozen_cpu"},
+    "extended": {"synthetic_world": "bench_synthetic_frozen_cpu", "pku_reid_subset": "bench_pku_frozen_cpu"},
     "full": {"ilidsvid": "ilidsvid", "mars": "mars", "dukemtmc-videoreid": "dukemtmc", "prid2011": "prid2011"},
 }
 
