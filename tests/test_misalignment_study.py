@@ -228,6 +228,12 @@ def test_detector_calibration_on_a_fixture_whose_detections_are_shifted_by_one_p
     assert cal["equivalent_level"]["per_frame"]["dx"] == pytest.approx(cal["detector"]["per_frame"]["dx"] / world)
     motion = cal["keypoint_motion"]
     assert motion["pairs"] == 2 and motion["median"] == pytest.approx(1 / 50)   # 0 and 2 px of a 50 px box
+    # the report's finding states both sources apart, in % of the box height
+    (finding,) = ms.misalignment_sources(cal, {"stride": 2, "rms": 0.02, "median": 0.005, "pairs": 9})
+    assert "box jitter against the ground truth, SD 0.0 horizontally" in finding
+    assert f"RMS {100 * motion['rms']:.1f} and median 2.0 (2 keypoint pairs in 2 frame pairs)" in finding
+    assert "frames 2 apart, the exact keypoints move RMS 2.0 and median 0.5" in finding
+    assert ms.misalignment_sources(None, None) == []
 
 
 def test_the_worlds_box_offsets_are_zero_at_level_0_and_grow_with_the_level():

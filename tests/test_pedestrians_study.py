@@ -442,3 +442,23 @@ def test_a_small_loss_means_parts_only_if_loss_and_pck_fall_together():
     assert claim.name == "all settings: small_loss_means_parts" and claim.paper_claim
     assert claim.verdict == "inconclusive" and "8 of 8 runs end under 0.1 log N" in claim.detail
     assert "PCK ranges 0.10-0.70 (the runs above: no run)" in claim.detail     # not 'nan-nan'
+
+
+def test_the_prior_finding_says_when_no_backbone_beats_the_position_prior():
+    from ssn3dlib.studies.toolkit import Claim, against_reference
+
+    def claim(setting, diffs, test="semi_beats_position_prior_on_shifted_crops"):
+        cmp = against_reference(np.asarray(diffs, float), 0.0, unit="crops")
+        return Claim(f"{setting}: {test}", "Fig. 4", NOT_IN_PAPER, None, comparison=cmp.to_dict())
+
+    near_zero = [[0.1, -0.1, 0.0, 0.05, -0.05] * 4] * 2       # seeds x crops around 0
+    above = [[0.3, 0.2, 0.25, 0.35, 0.3] * 4] * 2
+    claims = [claim("real, random-frozen", near_zero), claim("real, imagenet-frozen", np.asarray(near_zero) - 0.02),
+              claim("synthetic, imagenet-frozen", above), claim("real, random-frozen", above, "semi_finds_parts")]
+    (text,) = P.prior_findings(claims)
+    assert "no backbone's semi-supervised SSN beats the fixed per-part position prior (best: random-frozen" in text
+    assert "imagenet-frozen -2.0 points" in text and "synthetic" not in text.split("per backbone:")[1]
+    claims.append(claim("real, imagenet-finetuned", above))
+    (text,) = P.prior_findings(claims)
+    assert "beats the fixed per-part position prior with imagenet-finetuned." in text
+    assert P.prior_findings(claims[2:3]) == []                        # no real-crop setting

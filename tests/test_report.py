@@ -178,7 +178,7 @@ def test_report_files_state_the_rule_link_figures_render_tables_and_times(report
     fig, ax = new_figure(2, 2)
     ax.plot([0, 1])
     save_figure(fig, reports / "random_maps" / "curves.png")
-    metrics(reports, "random_maps", wall_time_s=42.0)
+    metrics(reports, "random_maps", wall_time_s=42.0, findings=["No setting | converges late."])
     metrics(reports, "benchmark", Claim("t", "Table 1", "semi | best", None, "ours", "synthetic world; profile cpu",
                                         comparison=compare(hits(5), hits(15)).to_dict()),
             wall_time_s=100.0, runs_wall_time_s=90.0)
@@ -188,7 +188,7 @@ def test_report_files_state_the_rule_link_figures_render_tables_and_times(report
     assert "## How to read a verdict" in text and "(2.80 when they are many)" in text
     assert "fewer than 2 training seeds: one training seed decides nothing" in text
     assert "![curves](random_maps/curves.png)" in text
-    assert "Wall time of the cpu run: 42 s." in text
+    assert "Wall time of the cpu run: 42 s.\n\nFindings:\n- No setting \\| converges late." in text
     assert "Wall time of the cpu run: 100 s (its trainings: 90 s in total;" in text
     assert "| Table 1 | semi \\| best | ours (synthetic world; profile cpu) | -50.0 [" in text
     assert "### Learning strategy of the SSN (paper Table 1)" in text

@@ -38,7 +38,7 @@ from ..paths import (
     study_dir,
 )
 from ..studies.toolkit import METRICS_FILE, WALL_TIME_KEY, Claim, claims_from_records, read_json
-from ..studies.toolkit.records import RUNS_WALL_TIME_KEY
+from ..studies.toolkit.records import FINDINGS_KEY, RUNS_WALL_TIME_KEY
 from ..studies.toolkit.statistics import (
     CONFIDENCE,
     CONTRADICTED,
@@ -276,6 +276,9 @@ def _study_section(study: Study, profile: str, root: Path) -> List[str]:
         lines.append(f"Wall time of the {profile} run: {float(wall):.0f} s"
                      + (f" (its trainings: {float(trained):.0f} s in total; runs found finished on disk "
                         f"are loaded, not retrained)" if trained else "") + ".")
+    findings = metrics.get(FINDINGS_KEY) or []
+    if findings:
+        lines += ["", "Findings:", *(f"- {_cell(f)}" for f in findings)]
     if study.name == "benchmark":
         listed = metrics.get("runs")        # this run's records only, never a stale file beside them
         files = ([folder / f"{run}.json" for run in listed] if isinstance(listed, list) else
