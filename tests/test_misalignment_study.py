@@ -150,15 +150,18 @@ def test_matched_and_occluded_claims_pair_separately_trained_models_by_seed():
     scores = {(v, t, t, 0.0): [ALL if v == "ssn3d-semi" or t == 0.0 else NONE] * 2
               for v in ("c3d", "ssn3d-semi") for t in (0.0, 1.0)}
     scores.update({("c3d", 0.0, 1.0, 0.0): [HALF] * 2, ("ssn3d-semi", 0.0, 1.0, 0.0): [HALF] * 2,
-                   ("c3d", 0.0, 0.0, 0.3): [NONE] * 2, ("ssn3d-semi", 0.0, 0.0, 0.3): [ALL] * 2})
+                   ("c3d", 0.0, 0.0, 0.3): [NONE] * 2, ("ssn3d-semi", 0.0, 0.0, 0.3): [ALL] * 2,
+                   ("c3d", 0.0, 0.0, 0.6): [ALL] * 2, ("ssn3d-semi", 0.0, 0.0, 0.6): [NONE] * 2})
     claims = by_name(ms.central_claims(_evals(scores), "cpu", 0.0, 0.0, 1.0, metrics=["rank1"], matched_level=1.0,
-                                       occlusion=ms.TestWorld(0.0, 0.3)))
+                                       occlusions=[ms.TestWorld(0.0, 0.3), ms.TestWorld(0.0, 0.6)]))
     matched = claims["c3d_degrades_matched_rank1"]                    # trained+tested at 0: all, at 1: none
     assert matched.verdict == "reproduced" and matched.comparison["effect"] == pytest.approx(100.0)
     assert "trained and tested" in matched.data
     assert claims["ssn3d_drops_less_matched_rank1"].verdict == "reproduced"
-    occluded = claims["ssn3d_beats_c3d_occluded_rank1"]
-    assert occluded.verdict == "reproduced" and not occluded.paper_claim
+    occluded = claims["ssn3d_beats_c3d_occluded_0.3_rank1"]          # one row per rate of the sweep
+    assert occluded.comparison["effect"] == pytest.approx(100.0)
+    assert occluded.verdict == "reproduced" and not occluded.paper_claim and "in 30% of frames" in occluded.data
+    assert claims["ssn3d_beats_c3d_occluded_0.6_rank1"].comparison["effect"] == pytest.approx(-100.0)
     assert "c3d_degrades_rank1" in claims and "control_c3d_drop_vs_tp_rank1" not in claims   # no TP ran
 
 

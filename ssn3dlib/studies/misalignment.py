@@ -590,7 +590,7 @@ def _difference(a: np.ndarray, b: np.ndarray) -> Comparison:
 def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: float, high: float,
                    metrics: Sequence[str] = METRICS, unaligned: str = "c3d", aligned: str = "ssn3d-semi",
                    control: str = "tp", matched_level: Optional[float] = None,
-                   occlusion: Optional[TestWorld] = None) -> List[Claim]:
+                   occlusions: Sequence[TestWorld] = ()) -> List[Claim]:
     """The central claim's parts, each a comparison of seed-paired per-query scores (module doc),
     for models trained at `train_level` and tested at `low` and `high` misalignment:
 
@@ -603,7 +603,8 @@ def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: f
     - with `matched_level`: ``c3d_degrades_matched_<m>``, C3D trained and tested at low minus C3D
       trained and tested at matched_level, and ``ssn3d_drops_less_matched_<m>`` (independently
       trained models paired by seed: training noise is in the interval);
-    - with `occlusion` (a TestWorld): ``ssn3d_beats_c3d_occluded_<m>`` (our check).
+    - per occluded TestWorld of `occlusions` (the occluder sweep): ``ssn3d_beats_c3d_occluded_<rate>_<m>``
+      (our check: with occluders and no misalignment, SSN3D minus C3D).
 
     Variants missing from the evaluations leave out the claims that need them.
     """
@@ -675,12 +676,13 @@ def central_claims(evals: pd.DataFrame, profile: str, train_level: float, low: f
                     f"Trained and tested at {matched_level:g} instead of {low:g}, {u}'s {metric} drops "
                     f"{100 * (m_lo - m_hi).mean():+.1f} points and {a}'s {100 * (n_lo - n_hi).mean():+.1f}; {u}'s "
                     f"drop minus {a}'s", mdata))
-        if occlusion is not None and aligned in present:
+        for occlusion in (occlusions if aligned in present else ()):
             odata = (f"synthetic world, trained at misalignment {train_level:g} without occluders, tested with "
                      f"{occlusion.label}; per-query {SCORE_OF[metric]} ({metric}); profile {profile}")
             s, x = paired_arrays(scores(aligned, occlusion), scores(unaligned, occlusion))
-            claims.append(_claim(f"ssn3d_beats_c3d_occluded_{metric}", NOT_IN_PAPER, _difference(s, x),
-                                 _seed_sd(s, x), f"With {occlusion.label} {a}'s {metric} is {100 * s.mean():.1f} "
+            claims.append(_claim(f"ssn3d_beats_c3d_occluded_{occlusion.occlusion:g}_{metric}", NOT_IN_PAPER,
+                                 _difference(s, x), _seed_sd(s, x),
+                                 f"With {occlusion.label} {a}'s {metric} is {100 * s.mean():.1f} "
                                  f"and {u}'s {100 * x.mean():.1f}", odata, paper_claim=False))
     return claims
 
