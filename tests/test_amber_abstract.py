@@ -141,12 +141,17 @@ def test_motif_report_finds_the_part_that_sits_on_a_motif():
     assert absent["deep_blue_block"] == {"occurrences": 0}
 
 
-def motif_record(hit_rows, parts=3, part=1, chance=0.02, untrained_hit_rows=()):
-    """Per-painting records of one motif: `hit_rows` paintings where `part` hits it (of len(hit_rows))."""
-    hits = [[int(p == part and h) for p in range(parts)] for h in hit_rows]
-    untrained = [[int(p == 0 and i in untrained_hit_rows) for p in range(parts)] for i in range(len(hit_rows))]
-    return {"paintings": list(range(len(hit_rows))), "hits": hits, "untrained_hits": untrained,
-            "chance_single_window": [chance] * len(hit_rows)}
+def motif_record(hit_rows, parts=3, part=1, chance=0.02, untrained_hit_rows=(), rarity_rows=(), seeds=1):
+    """Per-painting records of one motif: `hit_rows` paintings where `part` hits it (of len(hit_rows)),
+    the same for every training seed; `hit_rows` may also be a list of such rows per seed."""
+    per_seed = hit_rows if hit_rows and isinstance(hit_rows[0], list) else [hit_rows] * seeds
+    count = len(per_seed[0])
+    hits = [[[int(p == part and h) for p in range(parts)] for h in rows] for rows in per_seed]
+    untrained = [[[int(p == 0 and i in untrained_hit_rows) for p in range(parts)] for i in range(count)]
+                 for _ in per_seed]
+    return {"seeds": list(range(len(per_seed))), "paintings": list(range(count)), "hits": hits,
+            "untrained_hits": untrained, "rarity_hits": [int(i in rarity_rows) for i in range(count)],
+            "chance_single_window": [chance] * count}
 
 
 def records(heldout, train=None):
@@ -157,7 +162,8 @@ def records(heldout, train=None):
 def test_parts_are_chosen_on_training_paintings_and_scored_on_heldout_ones_against_chance():
     good = {m: motif_record([1] * 18 + [0] * 2) for m in aa.MOTIFS}
     claims = by_name(aa.check_claims(records(good), profile="test"))
-    assert list(claims) == ["parts_find_motifs"]           # the untrained control is inside its verdict
+    # the untrained control is inside the paper's verdict; colour rarity is our check, per motif
+    assert list(claims) == ["parts_find_motifs"] + [f"parts_beat_colour_rarity_{m}" for m in aa.MOTIFS]
     found = claims["parts_find_motifs"]
     assert found.paper_claim and found.statement == aa.PAPER_CLAIM and found.source == "Fig. 6"
     assert found.verdict == "reproduced"
@@ -166,6 +172,9 @@ def test_parts_are_chosen_on_training_paintings_and_scored_on_heldout_ones_again
     assert found.comparison["effect"] == pytest.approx(88.0) and "against chance decides" in found.detail
     assert found.comparison["n"] == {"paintings": 20, "seeds": 1} and "Wilson" in found.comparison["method"]
     assert "untrained part 0 0%: +90.0 points" in found.detail
+    rarity = claims["parts_beat_colour_rarity_deep_blue_block"]       # the rarity window hits none here
+    assert not rarity.paper_claim and rarity.verdict == "reproduced"
+    assert rarity.comparison["effect"] == pytest.approx(90.0) and "contains the deep-blue block in 0%" in rarity.detail
     assert "part 1 hits it in 18 of its 20 held-out paintings (90%) against 2.0%" in found.detail
     assert "One training seed" in found.detail
     assert found.data == "generated abstract paintings (held-out set, parts chosen on the training set); profile test"
@@ -200,6 +209,35 @@ def test_the_weakest_motif_decides_and_a_motif_near_chance_is_inconclusive():
     assert "against untrained SSN decides" in control.detail
 
 
+def test_several_seeds_pair_with_the_same_heldout_paintings_and_each_chooses_its_own_part():
+    # seed 0 finds every motif 18 times in 20, seed 1 16 times; the part is chosen per seed on the training set
+    held = {m: motif_record([[1] * 18 + [0] * 2, [1] * 16 + [0] * 4], rarity_rows=range(17)) for m in aa.MOTIFS}
+    train = {m: motif_record([1] * 20, seeds=2) for m in aa.MOTIFS}
+    train["deep_blue_block"]["hits"][1] = [[1, 0, 0]] * 20               # seed 1 chose part 0 there
+    claims = by_name(aa.check_claims(records(held, train)))
+    found = claims["parts_find_motifs"]
+    assert found.comparison["n"] == {"paintings": 20, "seeds": 2} and "t interval" in found.comparison["method"]
+    assert "parts 1, 0 (one per seed)" in found.detail and "2 training seeds" in found.detail
+    assert "One training seed" not in found.detail
+    # seed 1's chosen part 0 never hits the deep-blue block on the held-out paintings
+    assert "hit it in 45% of its 20 held-out paintings (per seed 90%, 0%)" in found.detail
+    # colour alone finds each motif in 17 of 20: the parts (85% on average) do not beat it
+    rarity = claims["parts_beat_colour_rarity_light_blue_protuberance"]
+    assert rarity.comparison["effect"] == pytest.approx(85.0 - 85.0) and rarity.verdict == "inconclusive"
+    assert "the MDE is" in rarity.reason
+
+
+def test_the_colour_rarity_window_sits_on_the_rarest_colours():
+    reference = torch.full((2, 3, 30, 40), 0.5)                         # grey everywhere in the reference
+    reference[0, :, :2, :2] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]   # a little red, once
+    images = torch.full((2, 3, 30, 40), 0.5)
+    images[0, 2, 10:15, 20:25] = 1.0                                  # a colour never seen: most surprising
+    images[1, :, 3:8, 30:35] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]  # the rare red
+    windows = aa.rarity_windows(images, reference, window=5)
+    assert windows.tolist() == [[10, 20], [3, 30]]
+    assert aa.colour_cells(torch.ones(1, 3, 1, 1)).item() == 8 ** 3 - 1   # 1.0 falls in the top level
+
+
 def test_claims_need_heldout_paintings_and_every_motif_planted():
     claims = aa.check_claims({"train": {m: motif_record([1] * 5) for m in aa.MOTIFS}})
     assert all(c.holds is None and c.comparison is None and "no held-out paintings" in c.reason for c in claims)
@@ -216,7 +254,7 @@ def tiny_study():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # small convolutions split over busy cores run many times slower
     try:
-        params = aa.StudyParams(paintings=4, heldout=4, hidden=16, steps=6, chance_draws=200)
+        params = aa.StudyParams(paintings=4, heldout=4, hidden=16, steps=6, chance_draws=200, seeds=(0, 1))
         return aa.run_study(params, progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -225,6 +263,11 @@ def tiny_study():
 def test_study_trains_and_scores_every_set(tiny_study):
     r = tiny_study
     assert len(r.run.losses) == 6 and not r.run.ssn.training
+    # one SSN per seed, each from its own initialisation; colour-rarity windows need no training
+    assert [s.seed for s in r.seeds] == [0, 1] and r.run is r.seeds[0].run
+    first, second = (next(s.untrained.parameters()) for s in r.seeds)
+    assert not torch.equal(first, second)
+    assert r.rarity_windows["heldout"].shape == (4, 2)
     assert abs(r.run.losses[0] - r.run.log_n) < 0.1 * r.run.log_n   # a fresh SSN starts at log N
     assert set(r.reports) == {"train", "heldout"}
     assert r.windows["heldout"].shape == (4, 9, 2)
@@ -263,12 +306,16 @@ def test_study_metrics_hold_the_documented_keys(tiny_study):
     assert set(metrics["motifs"]) == {"train", "heldout"}
     assert metrics["run"]["steps"] == 6 and metrics["run"]["num_parts"] == 9 and "wall_time_s" in metrics["run"]
     claims = claims_from_records(metrics["claims"])
-    assert [(c.name, c.paper_claim) for c in claims] == [("parts_find_motifs", True)]
+    assert [(c.name, c.paper_claim) for c in claims] == [("parts_find_motifs", True)] + [
+        (f"parts_beat_colour_rarity_{m}", False) for m in aa.MOTIFS]
     assert all(c.data.endswith("profile smoke") for c in claims)
     assert set(metrics["per_painting"]) == {"train", "heldout"}
     held = metrics["per_painting"]["heldout"]["deep_blue_block"]
-    assert len(held["hits"]) == len(held["paintings"]) == len(held["chance_single_window"])
-    assert all(len(row) == 9 for row in held["hits"] + held["untrained_hits"])
+    assert held["seeds"] == [0, 1] and len(held["hits"]) == len(held["untrained_hits"]) == 2
+    assert len(held["hits"][0]) == len(held["paintings"]) == len(held["chance_single_window"])
+    assert len(held["rarity_hits"]) == len(held["paintings"])
+    assert all(len(row) == 9 for seed in held["hits"] + held["untrained_hits"] for row in seed)
+    assert [r["seed"] for r in metrics["runs"]] == [0, 1] and metrics["run"] == metrics["runs"][0]
     # the claims are recomputed from the stored records alone
     assert [c.to_dict() for c in aa.check_claims(metrics["per_painting"], "smoke")] == metrics["claims"]
 
@@ -297,3 +344,7 @@ def test_study_params_refuse_bad_settings():
         aa.StudyParams(window=121)
     with pytest.raises(ValueError, match="num_parts"):
         aa.StudyParams(num_parts=1)
+    with pytest.raises(ValueError, match="distinct training seeds"):
+        aa.StudyParams(seeds=(1, 1))
+    with pytest.raises(ValueError, match="distinct training seeds"):
+        aa.StudyParams(seeds=())
