@@ -426,6 +426,30 @@ def test_left_and_right_swaps_are_counted_per_crop_against_their_exact_chance():
     assert np.isnan(P.side_swaps(peaks, kp, none)).all()
 
 
+def test_left_and_right_maps_that_change_side_between_frames_are_flips_against_their_exact_chance():
+    kp = np.zeros((2, N, 3))
+    kp[..., 2] = 1.0
+    k1, k2, f1, f2 = (P.PARTS.index(p) for p in ("knee1", "knee2", "foot1", "foot2"))
+    kp[:, k1, :2], kp[:, k2, :2] = (2.0, 10.0), (8.0, 10.0)
+    kp[:, f1, :2], kp[:, f2, :2] = (2.0, 20.0), (8.0, 20.0)
+    vis = np.ones((2, N), bool)
+    vis[1, f2] = False                                    # frame pair 1 shows only its knees as a pair
+    frame_a = kp[..., :2].copy()                          # every map on its own keypoint
+    frame_b = frame_a.copy()
+    frame_b[0, k1] = kp[0, k2, :2]                        # pair 0: knee 1's map jumps to the other knee
+    frame_b[1, k1], frame_b[1, k2] = kp[1, k2, :2], kp[1, k1, :2]   # pair 1: both knees swap
+    # pair 0: 1 of its 4 left/right maps flips; pair 1: 2 of 2 (its feet are not both visible)
+    np.testing.assert_allclose(P.side_flips(frame_a, frame_b, kp, kp, vis), [0.25, 1.0])
+    np.testing.assert_allclose(P.side_flips(frame_a, frame_a, kp, kp, vis), [0.0, 0.0])
+    # window centres x = 1..10: the left map's own side is x 1-4 (0.4), the right one's x 6-10 (0.5; x 5
+    # ties): flips 2 x 0.4 x 0.6 = 0.48 and 2 x 0.5 x 0.5 = 0.5, mean 0.49 in either pair
+    grid = WindowGrid((24, 12), (24, 12), 3)
+    np.testing.assert_allclose(P.chance_side_flips(kp, kp, vis, grid), [0.49, 0.49])
+    none = vis.copy()
+    none[:, [k2, f2]] = False
+    assert np.isnan(P.side_flips(frame_a, frame_b, kp, kp, none)).all()
+
+
 def test_a_small_loss_means_parts_only_if_loss_and_pck_fall_together():
     from ssn3dlib.studies.toolkit import correlation
     loss = np.arange(8) / 10

@@ -111,7 +111,10 @@ def video_metrics(result: "P.DatasetResult", params: "P.StudyParams", prior: np.
     """metrics.json ``video``: counts; ``per_pair.follows.<method>`` (per seed, per frame pair: the
     fraction of parts visible in both frames whose peak moved with the keypoint),
     ``per_pair.chance`` and ``per_pair.static``; ``per_crop.pck.<method>`` (per seed, per crop),
-    ``per_crop.prior``; ``motion_px`` (median keypoint displacement between the frames of a pair)."""
+    ``per_crop.prior``; ``motion_px`` (median keypoint displacement between the frames of a pair);
+    ``per_pair.side_flips.<method>`` (per seed, per frame pair: the fraction of left/right maps that
+    change side between the frames, ``P.side_flips``; NaN as None where no pair is visible),
+    ``per_pair.side_flips_chance`` and ``per_pair.side_flips_static``."""
     video: VideoCrops = result.video["crops"]
     kp, radius = video.crops.keypoints, params.radius_px
     a, b = video.pairs[:, 0], video.pairs[:, 1]
@@ -121,13 +124,18 @@ def video_metrics(result: "P.DatasetResult", params: "P.StudyParams", prior: np.
     fixed = np.broadcast_to(prior, kp[..., :2].shape)
     vis = video.crops.visible
     moved = np.linalg.norm(kp[b, :, :2] - kp[a, :, :2], axis=-1)[both]
+    flips = {m: [P._nan_to_none(P.side_flips(p[a], p[b], kp[a], kp[b], both))
+                 for p in (result.video["peaks"][(m, s)] for s in params.seeds)] for m in result.methods}
     return {
         "counts": {"crops": len(video.frames), "identities": len({(s, t) for s, t, _ in video.frames}),
                    "frame_pairs": int(len(video.pairs))},
         "motion_px": float(np.median(moved)) if moved.size else None, "radius_px": radius,
         "per_pair": {"follows": follows,
                      "chance": _pair_mean(chance_follows_motion(kp[a], kp[b], both, result.grid, radius)),
-                     "static": _pair_mean(follows_motion(fixed[a], fixed[b], kp[a], kp[b], both, radius))},
+                     "static": _pair_mean(follows_motion(fixed[a], fixed[b], kp[a], kp[b], both, radius)),
+                     "side_flips": flips,
+                     "side_flips_chance": P._nan_to_none(P.chance_side_flips(kp[a], kp[b], both, result.grid)),
+                     "side_flips_static": P._nan_to_none(P.side_flips(fixed[a], fixed[b], kp[a], kp[b], both))},
         "per_crop": {"pck": {m: [_pair_mean(part_hits(result.video["peaks"][(m, s)], kp, vis, radius))
                                  for s in params.seeds] for m in result.methods},
                      "prior": _pair_mean(part_hits(fixed, kp, vis, radius))},
@@ -156,6 +164,27 @@ def _follows_text(m: Dict) -> str:
             f"{v['motion_px']:.1f} px between frames, the radius is {v['radius_px']:.1f} px)")
 
 
+def _flips(m: Dict) -> Optional[Comparison]:
+    """Unsupervised minus semi-supervised side-flip rate over the frame pairs showing a left/right
+    pair, paired frame pairs and seeds (None for an older metrics.json without flips)."""
+    rec = m["video"]["per_pair"].get("side_flips")
+    if rec is None:
+        return None
+    unsup, semi = (np.asarray(rec[k], dtype=float) for k in ("unsupervised", "semi-supervised"))
+    seen = np.isfinite(unsup).all(0) & np.isfinite(semi).all(0)
+    return compare(unsup[:, seen], semi[:, seen], unit="frame pairs") if seen.sum() >= 2 else None
+
+
+def _flips_text(m: Dict) -> str:
+    per_pair = m["video"]["per_pair"]
+    mean = {k: float(np.nanmean(np.asarray(v, dtype=float))) for k, v in per_pair["side_flips"].items()}
+    return (f"Between consecutive MOT17 frames, left/right maps (knees, feet) change side in "
+            f"{mean['unsupervised']:.2f} of cases unsupervised, {mean['semi-supervised']:.2f} semi-supervised, "
+            f"{float(np.nanmean(np.asarray(per_pair['side_flips_chance'], dtype=float))):.2f} for peaks drawn at "
+            f"random in each frame and {float(np.nanmean(np.asarray(per_pair['side_flips_static'], dtype=float))):.2f} "
+            f"for a map that never moves (the keypoints cross it)")
+
+
 def _pck_text(m: Dict) -> str:
     semi = float(np.mean(_rows(m, "per_crop", "pck", "semi-supervised")))
     prior = float(np.mean(m["video"]["per_crop"]["prior"]))
@@ -176,6 +205,14 @@ VIDEO_TESTS = (
                 lambda m: compare(_rows(m, "per_pair", "follows", "semi-supervised"),
                                   _rows(m, "per_pair", "follows", "unsupervised"), unit="frame pairs"),
                 _follows_text, decide=P.SEEDS_TO_DECIDE),
+    P.ClaimTest("video_unsup_swaps_sides_across_frames",
+                "unsupervised training confuses similar parts (left and right) across the frames of a video",
+                "per frame pair, the fraction of left/right maps that change side between the frames (nearer the "
+                "other side's keypoint in one frame than in the other), unsupervised minus semi-supervised, "
+                "paired frame pairs and seeds",
+                _flips, _flips_text, decide=P.SEEDS_TO_DECIDE,
+                applies=lambda m: {"unsupervised", "semi-supervised"}
+                <= set(m.get("video", {}).get("per_pair", {}).get("side_flips", {}))),
     P.ClaimTest("video_semi_beats_position_prior", P.NOT_IN_PAPER,
                 "per-crop PCK of the semi-supervised maps on the MOT17 crops minus that of the position prior "
                 "(fitted on the PKU labelled crops)",

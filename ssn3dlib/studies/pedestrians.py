@@ -987,6 +987,47 @@ def chance_side_swaps(keypoints: np.ndarray, visible: np.ndarray, grid: WindowGr
     return _row_mean(np.stack(rows, 1))
 
 
+def _own_side(peaks: np.ndarray, keypoints: np.ndarray, k: int, other: int) -> np.ndarray:
+    """(M,) map k's peak lies nearer its own keypoint k than the other side's."""
+    kp = np.nan_to_num(keypoints[..., :2])
+    return np.linalg.norm(peaks[:, k] - kp[:, k], axis=-1) < np.linalg.norm(peaks[:, k] - kp[:, other], axis=-1)
+
+
+def side_flips(peaks_a: np.ndarray, peaks_b: np.ndarray, keypoints_a: np.ndarray, keypoints_b: np.ndarray,
+               visible: np.ndarray) -> np.ndarray:
+    """(P,) per frame pair (a, b), the fraction of left/right maps (knees, feet; the pair visible in
+    both frames) that change side between the frames: nearer their own keypoint than the other
+    side's in one frame, nearer the other side's in the next. A map that confuses left and right
+    across frames flips; NaN for a pair of frames without a visible left/right pair."""
+    rows = []
+    for i, j in _side_pairs():
+        both = visible[:, i] & visible[:, j]
+        for k, other in ((i, j), (j, i)):
+            flipped = _own_side(peaks_a, keypoints_a, k, other) != _own_side(peaks_b, keypoints_b, k, other)
+            rows.append(np.where(both, flipped.astype(float), np.nan))
+    return _row_mean(np.stack(rows, 1))
+
+
+def chance_side_flips(keypoints_a: np.ndarray, keypoints_b: np.ndarray, visible: np.ndarray,
+                      grid: WindowGrid) -> np.ndarray:
+    """(P,) the expected ``side_flips`` of peaks drawn uniformly and independently in each frame
+    (exact over the grid: p_a (1 - p_b) + (1 - p_a) p_b per map, p the chance of its own side)."""
+    centres = grid.all_centres()
+
+    def own(keypoints, k, other):
+        kp = np.nan_to_num(keypoints[..., :2])
+        return (np.linalg.norm(centres[None] - kp[:, k, None], axis=-1)
+                < np.linalg.norm(centres[None] - kp[:, other, None], axis=-1)).mean(1)
+
+    rows = []
+    for i, j in _side_pairs():
+        both = visible[:, i] & visible[:, j]
+        for k, other in ((i, j), (j, i)):
+            p_a, p_b = own(keypoints_a, k, other), own(keypoints_b, k, other)
+            rows.append(np.where(both, p_a * (1 - p_b) + (1 - p_a) * p_b, np.nan))
+    return _row_mean(np.stack(rows, 1))
+
+
 def _nan_to_none(a: np.ndarray) -> list:
     """A float array as nested lists with None for NaN (JSON has no NaN)."""
     return np.where(np.isnan(a), None, a.round(6)).tolist()
