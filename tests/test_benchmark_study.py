@@ -2,6 +2,7 @@
 orderings and the claims they become, and one tiny run end to end through the engine (trained,
 then loaded back)."""
 import json
+import math
 
 import pytest
 
@@ -474,7 +475,24 @@ def test_lambda_claims_pit_the_small_lambda_against_each_other():
     assert claims["fig3_lambda0.1_vs_0_synthetic_world"].comparison["effect"] == pytest.approx(10.0)
     assert claims["fig3_lambda0.1_vs_1_synthetic_world"].detail.startswith("lambda 0.1 rank-1 40.0 vs lambda 1 35.0")
     no_small = by_name(bm.benchmark_claims([sweep[0], sweep[2]], "cpu"))
-    assert not [n for n in no_small if n.startswith("fig3_lambda")]
+    assert not [n for n in no_small if n.startswith(("fig3_lambda", "fig3_ssn_loss"))]
+
+
+def test_the_ssn_loss_converges_at_the_small_lambda_only_when_every_run_ends_under_a_tenth_of_log_n():
+    log9 = math.log(9)
+    fast = [_record(lambda_ssn=lam, seed=seed, final_ssn_loss=loss * log9, rank1=40.0)
+            for lam in (0.0, 0.1) for seed, loss in enumerate((0.02, 0.04, 0.03))]
+    claim = by_name(bm.benchmark_claims(fast, "cpu"))["fig3_ssn_loss_converges_at_lambda0.1_synthetic_world"]
+    # margins 8, 6, 7 points of log N: mean 7, t interval over the 3 runs
+    assert claim.paper_claim and claim.verdict == "reproduced" and claim.comparison["effect"] == pytest.approx(7.0)
+    assert claim.comparison["n"] == {"run per seed": 1, "seeds": 3}
+    assert "Final SSN loss at lambda 0.1 in % of log N per run: 2%, 4%, 3%" in claim.detail
+    slow = [dict(r, final_ssn_loss=r["final_ssn_loss"] + 0.38 * log9) for r in fast]   # 40-42% of log N
+    claim = by_name(bm.benchmark_claims(slow, "cpu"))["fig3_ssn_loss_converges_at_lambda0.1_synthetic_world"]
+    assert claim.verdict == "contradicted" and claim.comparison["effect"] == pytest.approx(10.0 - 41.0)
+    scattered = [dict(r, final_ssn_loss=r["final_ssn_loss"] * 15) for r in fast]   # 30-60%: too few runs
+    claim = by_name(bm.benchmark_claims(scattered, "cpu"))["fig3_ssn_loss_converges_at_lambda0.1_synthetic_world"]
+    assert claim.verdict == "inconclusive" and "more runs would narrow it" in claim.reason
 
 
 def test_a_run_on_a_paper_dataset_drops_the_not_testable_rows():
