@@ -287,6 +287,12 @@ def test_study_trains_and_scores_every_set(tiny_study):
     torch.testing.assert_close(maps, direct)
 
 
+def test_seeds_trained_in_worker_processes_equal_the_seeds_trained_one_by_one(tiny_study):
+    again = aa.run_study(tiny_study.params, progress=False, workers=2, threads=1)
+    assert [s.run.losses for s in again.seeds] == [s.run.losses for s in tiny_study.seeds]
+    assert all((a.windows["heldout"] == b.windows["heldout"]).all() for a, b in zip(again.seeds, tiny_study.seeds))
+
+
 def test_batches_go_through_every_painting_once_per_epoch():
     inputs = torch.arange(7.0)[:, None]
     next_batch = aa.painting_batches(inputs, 3, torch.Generator().manual_seed(0))

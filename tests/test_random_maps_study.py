@@ -178,6 +178,13 @@ def test_study_runs_every_setting_and_seed(small_study):
     assert all(r.final_loss() < 0.5 * r.log_n for r in gaussian)
 
 
+def test_runs_trained_in_worker_processes_equal_the_runs_trained_one_by_one(small_study):
+    params, runs = small_study
+    subset = rm.StudyParams(**{**params.as_dict(), "num_parts": [3], "distributions": ["gaussian"]})
+    parallel = rm.run_study(subset, progress=False, workers=2, threads=1)
+    assert [(r.seed, r.losses) for r in parallel] == [(r.seed, r.losses) for r in runs[:2]]
+
+
 def test_metrics_are_json_records_with_the_documented_keys(small_study):
     params, runs = small_study
     metrics = json.loads(json.dumps(rm.study_metrics(runs, params, "smoke", wall_time_s=12.34)))

@@ -101,6 +101,7 @@ from .toolkit import (
     claims_to_records,
     train_ssn,
 )
+from .toolkit.parallel import check_workers, map_in_processes, with_threads
 from .toolkit.part_scoring import distinctness
 from .toolkit.ssn_training import Batch
 from .toolkit.statistics import against_reference, compare, deciding, rate_against_reference, units_needed
@@ -568,14 +569,19 @@ def train_seed(params: StudyParams, sets: Dict[str, Paintings], seed: int, progr
     return SeedResult(seed, run, untrained, windows, untrained_windows)
 
 
-def run_study(params: StudyParams, progress: bool = True) -> StudyResult:
-    """Paint, train the unsupervised SSN once per seed, find the parts and score them on the
+def run_study(params: StudyParams, progress: bool = True, workers: int = 1, threads: int = 0) -> StudyResult:
+    """Paint, train the unsupervised SSN once per seed (`workers` seeds at once, each on `threads`
+    torch threads; a seed's SSN depends on the seed only), find the parts and score them on the
     planted motifs, beside the colour-rarity windows."""
     sets = {"train": generate_paintings(params.paintings, params.painting_seed, params.motif_rate, progress)}
     if params.heldout:
         sets["heldout"] = generate_paintings(params.heldout, params.painting_seed + 1, params.motif_rate,
                                              progress)
-    seeds = [train_seed(params, sets, seed, progress) for seed in params.seeds]
+    per_seed_bars = progress and check_workers(workers) == 1
+    calls = [(threads, train_seed, (params, sets, seed, per_seed_bars)) for seed in params.seeds]
+    seeds: List[Optional[SeedResult]] = [None] * len(calls)
+    for i, result in map_in_processes(with_threads, calls, workers):
+        seeds[i] = result
     rarity = {name: rarity_windows(p.images, sets["train"].images, params.window) for name, p in sets.items()}
     first = seeds[0]
     reports = {name: motif_report(first.windows[name], paintings, params.grid_size, params.window,

@@ -54,6 +54,7 @@ from .toolkit import (
     peak_windows,
     train_ssn,
 )
+from .toolkit.parallel import check_workers, map_in_processes, with_threads
 from .toolkit.ssn_training import CONVERGED_FRACTION
 from .toolkit.statistics import INCONCLUSIVE, Comparison, against_reference, compare, deciding, seeds_needed
 
@@ -170,12 +171,20 @@ class StudyParams:
         return d
 
 
-def run_study(params: StudyParams, progress: bool = True) -> List[SSNRun]:
-    """Every (distribution, N, seed) run, ordered by distribution, then N, then seed."""
+def run_study(params: StudyParams, progress: bool = True, workers: int = 1, threads: int = 0) -> List[SSNRun]:
+    """Every (distribution, N, seed) run, ordered by distribution, then N, then seed; `workers`
+    processes train at once, each on `threads` torch threads (0: torch's setting). A run depends on
+    its seed only, never on the worker that trained it."""
     grid = [(d, n, params.seed + s) for d in params.distributions for n in params.num_parts
             for s in range(params.seeds)]
-    return [train_ssn_on_random_maps(d, n, progress=progress, **params.training_kwargs(seed))
-            for d, n, seed in tqdm(grid, desc="random-maps runs", disable=not progress)]
+    per_run_bars = progress and check_workers(workers) == 1    # one bar per run only when runs go one by one
+    calls = [(threads, train_ssn_on_random_maps, (d, n), {**params.training_kwargs(seed), "progress": per_run_bars})
+             for d, n, seed in grid]
+    runs: List[Optional[SSNRun]] = [None] * len(grid)
+    for i, run in tqdm(map_in_processes(with_threads, calls, workers), total=len(grid), desc="random-maps runs",
+                       disable=not progress):
+        runs[i] = run
+    return runs
 
 
 def _steps_to_converge(run: SSNRun) -> float:

@@ -9,7 +9,7 @@ can hang. Each worker keeps its own decoded frames and frozen-backbone features.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Sequence, Tuple
 
 
 def check_workers(workers: Any) -> int:
@@ -41,3 +41,14 @@ def map_in_processes(fn: Callable, calls: Sequence[Tuple], workers: int = 1) -> 
             for future in futures:
                 future.cancel()
             raise
+
+
+def with_threads(threads: int, fn: Callable, args: Sequence = (), kwargs: Dict[str, Any] = None) -> Any:
+    """fn(*args, **kwargs) on `threads` torch CPU threads (0: leave torch's setting): a spawned
+    worker starts with torch's default, which on a shared 2-core machine makes two workers' threads
+    spin against each other, and one thread gives the same numbers in a worker as in the notebook."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return fn(*args, **(kwargs or {}))
