@@ -486,3 +486,13 @@ def test_the_prior_finding_says_when_no_backbone_beats_the_position_prior():
     (text,) = P.prior_findings(claims)
     assert "beats the fixed per-part position prior with imagenet-finetuned." in text
     assert P.prior_findings(claims[2:3]) == []                        # no real-crop setting
+
+
+def test_the_border_finding_puts_each_methods_ring_share_beside_the_keypoints():
+    per_dataset = {"real, imagenet-frozen": {"border": {"semi-supervised": 0.53, "unsupervised": 0.54,
+                                                        "keypoints": 0.38, "ring_share": 0.4286}},
+                   "no border": {}}
+    (text,) = P.border_findings(per_dataset)
+    assert text.startswith("real, imagenet-frozen: the maps peak on the grid's outer ring (43% of the windows) in "
+                           "53% (semi-supervised), 54% (unsupervised)")
+    assert "nearest windows lie there in 38%" in text

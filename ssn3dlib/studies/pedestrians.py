@@ -1404,6 +1404,23 @@ def prior_findings(claims: Sequence[Claim], dataset: str = "real") -> List[str]:
     return [f"{head}. Semi-supervised PCK minus the prior's, per backbone: {each}."]
 
 
+def border_findings(per_dataset: Dict[str, Dict]) -> List[str]:
+    """One sentence per setting from ``border_peaks``: how often the maps peak on the grid's outer
+    ring, against the keypoints' own nearest windows (where a perfect map peaks)."""
+    out = []
+    for name, m in per_dataset.items():
+        border = m.get("border")
+        if not border:
+            continue
+        methods = [k for k in border if k not in ("keypoints", "ring_share")]
+        out.append(f"{name}: the maps peak on the grid's outer ring ({100 * border['ring_share']:.0f}% of the windows) "
+                   f"in " + ", ".join(f"{100 * border[k]:.0f}% ({k})" for k in methods)
+                   + f" of the unlabelled crops' visible parts, where the keypoints' own nearest windows lie there "
+                   f"in {100 * border['keypoints']:.0f}%: the paper's loss never says what a window off the "
+                   f"person should score.")
+    return out
+
+
 def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_time_s: float) -> Dict:
     """The metrics.json document (keys in the module doc)."""
     per_dataset = {name: dataset_metrics(r, params) for name, r in results.items()}
@@ -1422,7 +1439,7 @@ def study_metrics(results: Dict[str, DatasetResult], params: StudyParams, wall_t
         "methods": {m: asdict(METHODS[m]) for m in params.methods},
         "datasets": per_dataset,
         "claims": claims_to_records(claims),
-        FINDINGS_KEY: prior_findings(claims),
+        FINDINGS_KEY: prior_findings(claims) + border_findings(per_dataset),
         WALL_TIME_KEY: round(float(wall_time_s), 1),
     }
 
