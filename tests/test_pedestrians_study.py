@@ -406,14 +406,21 @@ def test_video_pairs_are_consecutive_frames_of_one_identity():
     assert consecutive_pairs([]).shape == (0, 2)
 
 
-def test_left_and_right_swaps_are_counted_per_crop_against_their_exact_chance():
+def _left_right_pairs():
+    """Two crops (or frames) with knees at x 2 and 8 (y 10) and feet at x 2 and 8 (y 20); the second
+    shows only its knees as a left/right pair. (keypoints, visible, (knee1, knee2, foot1, foot2))."""
     kp = np.zeros((2, N, 3))
     kp[..., 2] = 1.0
     k1, k2, f1, f2 = (P.PARTS.index(p) for p in ("knee1", "knee2", "foot1", "foot2"))
     kp[:, k1, :2], kp[:, k2, :2] = (2.0, 10.0), (8.0, 10.0)
     kp[:, f1, :2], kp[:, f2, :2] = (2.0, 20.0), (8.0, 20.0)
     vis = np.ones((2, N), bool)
-    vis[1, f2] = False                                   # crop 1 shows only its knees as a pair
+    vis[1, f2] = False
+    return kp, vis, (k1, k2, f1, f2)
+
+
+def test_left_and_right_swaps_are_counted_per_crop_against_their_exact_chance():
+    kp, vis, (k1, k2, f1, f2) = _left_right_pairs()
     peaks = kp[..., :2].copy()
     peaks[0, k1], peaks[0, k2] = kp[0, k2, :2], kp[0, k1, :2]       # crop 0: knees swapped, feet right
     peaks[1, k1] = (7.0, 10.0)                            # crop 1: one knee crossed, the other did not
@@ -427,13 +434,7 @@ def test_left_and_right_swaps_are_counted_per_crop_against_their_exact_chance():
 
 
 def test_left_and_right_maps_that_change_side_between_frames_are_flips_against_their_exact_chance():
-    kp = np.zeros((2, N, 3))
-    kp[..., 2] = 1.0
-    k1, k2, f1, f2 = (P.PARTS.index(p) for p in ("knee1", "knee2", "foot1", "foot2"))
-    kp[:, k1, :2], kp[:, k2, :2] = (2.0, 10.0), (8.0, 10.0)
-    kp[:, f1, :2], kp[:, f2, :2] = (2.0, 20.0), (8.0, 20.0)
-    vis = np.ones((2, N), bool)
-    vis[1, f2] = False                                    # frame pair 1 shows only its knees as a pair
+    kp, vis, (k1, k2, f1, f2) = _left_right_pairs()       # frame pair 1 shows only its knees as a pair
     frame_a = kp[..., :2].copy()                          # every map on its own keypoint
     frame_b = frame_a.copy()
     frame_b[0, k1] = kp[0, k2, :2]                        # pair 0: knee 1's map jumps to the other knee

@@ -167,12 +167,7 @@ def _follows_text(m: Dict) -> str:
 def _flips(m: Dict) -> Optional[Comparison]:
     """Unsupervised minus semi-supervised side-flip rate over the frame pairs showing a left/right
     pair, paired frame pairs and seeds (None for an older metrics.json without flips)."""
-    rec = m["video"]["per_pair"].get("side_flips")
-    if rec is None:
-        return None
-    unsup, semi = (np.asarray(rec[k], dtype=float) for k in ("unsupervised", "semi-supervised"))
-    seen = np.isfinite(unsup).all(0) & np.isfinite(semi).all(0)
-    return compare(unsup[:, seen], semi[:, seen], unit="frame pairs") if seen.sum() >= 2 else None
+    return P.unsup_minus_semi(m["video"]["per_pair"].get("side_flips"), "frame pairs")
 
 
 def _flips_text(m: Dict) -> str:

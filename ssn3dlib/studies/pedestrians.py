@@ -1158,15 +1158,21 @@ def _curve_text(m: Dict) -> str:
         f"{c} labels {v['pck']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for c, v in summary.items())
 
 
+def unsup_minus_semi(rates: Optional[Dict], unit: str) -> Optional[Comparison]:
+    """A left/right confusion rate (per seed, per unit; None where the unit shows no left/right
+    pair), unsupervised minus semi-supervised over the units both score, paired units and seeds;
+    None without the record or with fewer than 2 such units."""
+    if rates is None:
+        return None
+    unsup, semi = (np.asarray(rates[k], dtype=float) for k in ("unsupervised", "semi-supervised"))
+    seen = np.isfinite(unsup).all(0) & np.isfinite(semi).all(0)
+    return compare(unsup[:, seen], semi[:, seen], unit=unit) if seen.sum() >= 2 else None
+
+
 def _swaps(m: Dict) -> Optional[Comparison]:
     """Unsupervised left/right swap rate minus semi-supervised's, over the unlabelled crops showing
     a left/right pair, paired crops and seeds."""
-    rec = m["per_crop"]["unlabelled"].get("swaps")
-    if rec is None:
-        return None
-    unsup, semi = (np.asarray(rec[k], dtype=float) for k in ("unsupervised", "semi-supervised"))
-    seen = np.isfinite(unsup).all(0) & np.isfinite(semi).all(0)
-    return compare(unsup[:, seen], semi[:, seen], unit="crops") if seen.sum() >= 2 else None
+    return unsup_minus_semi(m["per_crop"]["unlabelled"].get("swaps"), "crops")
 
 
 def _swaps_text(m: Dict) -> str:
