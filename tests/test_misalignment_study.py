@@ -278,6 +278,14 @@ def test_tiny_study_through_the_engine(tmp_path, monkeypatch):
     assert [c.to_dict() for c in ms.central_claims(again, "smoke", 0.0, 0.0, 1.0)
             + ms.alignment_claims(again, "smoke", 0.0)] == [c.to_dict() for c in claims_from_records(stored["claims"])]
 
+    # trainings found finished are loaded; the study's runs time stays what they took when they trained
+    reloaded = ms.train_models(models, "misalignment_smoke", work, overrides, progress=False)
+    assert reloaded["resumed"].all()
+    assert reloaded["train_time_s"].tolist() == pytest.approx(trainings["train_time_s"].tolist(), rel=0.2)
+    again_metrics = ms.study_metrics(reloaded, evals, "smoke", {}, claims, 12.5, None, None, wall_time_s=1.0)
+    trained_then = reloaded["train_time_s"].sum() + evals["wall_time_s"].sum()
+    assert again_metrics["runs_wall_time_s"] == pytest.approx(trained_then)
+
     # resume: an unchanged checkpoint's evaluation is read back; a changed one is evaluated again
     assert ms.evaluate_models(models, worlds, work, progress=False)["resumed"].all()
     checkpoint = ms.checkpoint_path(work, models[1])
