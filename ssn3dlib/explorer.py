@@ -103,13 +103,15 @@ def load_model(checkpoint: Union[str, Path], name: Optional[str] = None,
 
 
 def load_run(checkpoint: Union[str, Path], name: Optional[str] = None, dataset_root: Optional[str] = None,
-             progress: bool = False) -> LoadedRun:
-    """`load_model` and the dataset the checkpoint was trained on."""
+             progress: bool = False, dataset: Optional[VideoReIDDataset] = None) -> LoadedRun:
+    """`load_model` and the dataset the checkpoint was trained on, or `dataset`: other tracklets to
+    look at through the same model (e.g. real video, ``data.mot.tracklet_dataset``)."""
     from .engine.build import prepare_dataset
 
     loaded = load_model(checkpoint, name, dataset_root)
-    return LoadedRun(loaded.name, loaded.model, loaded.config,
-                     prepare_dataset(loaded.config.data, progress=progress))
+    if dataset is None:
+        dataset = prepare_dataset(loaded.config.data, progress=progress)
+    return LoadedRun(loaded.name, loaded.model, loaded.config, dataset)
 
 
 def _forward(loaded: LoadedModel, frames: Sequence[torch.Tensor]):
@@ -258,7 +260,11 @@ class AttentionExplorer:
         self.runs = list(runs)
         self.clip_frames = clip_frames
         self.width = width
-        self.state = ExplorerState()
+        # the splits that hold tracklets (real video has no gallery or training set)
+        self.splits = [s for s in SPLITS if self.runs[0].tracklets(s)]
+        if not self.splits:
+            raise ValueError(f"{self.runs[0].name}: its dataset has no tracklet in any split; nothing to show")
+        self.state = ExplorerState(split=self.splits[0])
         self.drawn: Optional[ExplorerState] = None
         self.controls = {}
         self.output = None
@@ -287,8 +293,8 @@ class AttentionExplorer:
             raise ValueError(f"unknown explorer setting(s) {sorted(unknown)}; use {sorted(vars(s))}")
         for key, value in changes.items():
             setattr(s, key, value)
-        if s.split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {s.split!r}")
+        if s.split not in self.splits:
+            raise ValueError(f"split must be one of {self.splits} (those with tracklets), got {s.split!r}")
         pids = self.pids(s.split)
         if "split" in changes and "pid" not in changes or s.pid not in pids:
             s.pid = pids[0]
@@ -344,7 +350,7 @@ class AttentionExplorer:
         style = {"description_width": "5.5em"}
         parts = [(n, i) for i, n in enumerate(self.runs[0].part_names)]
         self.controls = {
-            "split": w.Dropdown(options=list(SPLITS), description="split", style=style),
+            "split": w.Dropdown(options=list(self.splits), description="split", style=style),
             "pid": w.Dropdown(description="identity", style=style),
             "tracklet": w.Dropdown(description="tracklet", layout=wide, style=style),
             "start": w.IntSlider(min=0, max=0, description="first frame", style=style),

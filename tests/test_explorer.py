@@ -191,3 +191,27 @@ def test_models_without_maps_are_refused(tmp_path, checkpoint):
 def test_only_maps_trained_on_keypoints_are_named(tmp_path, checkpoint):
     unsup = load_model(_variant(checkpoint, tmp_path / "unsup.pt", strategy="unsupervised"))
     assert unsup.part_names == [f"part {i}" for i in range(6)]
+
+
+def test_real_video_tracklets_open_in_the_explorer(tmp_path, checkpoint):
+    from ssn3dlib.data import mot
+    from ssn3dlib.data.layout import DatasetLayoutError
+
+    from data_fixtures import build_mot
+
+    frames = [[(1, 4, 2, 10, 50, 1.0), (2, 30, 5, 12, 60, 1.0)] for _ in range(3)]
+    root = build_mot(tmp_path / "mot", {"SEQ-A": frames}, size=(64, 70))
+    video = mot.tracklet_dataset(root, tmp_path / "crops")
+    assert [(t.pid, len(t)) for t in video.query] == [(0, 3), (1, 3)] and not video.gallery and not video.train
+    run = load_run(checkpoint, dataset=video)
+    explorer = AttentionExplorer([run], clip_frames=2)
+    assert explorer.splits == ["query"] and explorer.state.split == "query"     # no gallery to offer
+    explorer.set(pid=1)
+    assert explorer.state.tracklet == 1 and explorer.frames() == [0, 1]
+    fig = explorer.figure()
+    assert fig.axes
+    with pytest.raises(ValueError, match="those with tracklets"):
+        explorer.set(split="gallery")
+    once = build_mot(tmp_path / "once", {"SEQ-B": frames[:1]}, size=(64, 70))   # nobody seen twice
+    with pytest.raises(DatasetLayoutError, match="no tracklet to show"):
+        mot.tracklet_dataset(once, tmp_path / "crops_once")

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .layout import DatasetLayoutError, sorted_frames, sorted_subdirs
-from .tracklets import Tracklet
+from .tracklets import Tracklet, VideoReIDDataset
 
 NAME = "mot17"
 FRAME_NAME = re.compile(r"(?P<frame>\d{6})\.jpg")
@@ -275,6 +275,19 @@ def cut_tracklets(sequences: Sequence[MOTSequence], out_dir: Path, min_frames: i
             for image in frames_open.values():
                 image.close()
     return tracklets
+
+
+def tracklet_dataset(root: Path, crops_dir: Path, split: str = "train", min_frames: int = 2) -> VideoReIDDataset:
+    """The sequences' ground-truth pedestrians as one split of tracklets to look at (the attention
+    explorer): ``cut_tracklets`` into crops_dir, every tracklet in ``query``; no training set and no
+    gallery, since one identity never appears in two tracklets here (nothing to rank)."""
+    tracklets = cut_tracklets(read_mot(Path(root), split), Path(crops_dir), min_frames=min_frames)
+    if not tracklets:
+        raise DatasetLayoutError(f"{root}: no pedestrian is seen in {min_frames} or more frames (visibility >= "
+                                 f"{MIN_VISIBILITY}, height >= {MIN_HEIGHT} px): no tracklet to show; {HINT}")
+    return VideoReIDDataset(NAME, Path(crops_dir), train=[], query=tracklets, gallery=[],
+                            protocol={"tracklets": "one per ground-truth pedestrian, frames in order",
+                                      "gallery": "none (viewing only)"})
 
 
 def crop_boxes(sequences: Sequence[MOTSequence], min_visibility: float = MIN_VISIBILITY,
