@@ -206,11 +206,17 @@ def test_the_extended_profile_stands_in_its_own_table_with_its_own_records(repor
     bench_run(reports, "stale", rank1=99.0, model="c3d", strategy=None)   # left by an older run: not listed
     write(reports / "extended" / "benchmark" / "metrics.json",
           {"profile": "extended", "runs": ["b"], "claims": claims_to_records(
-              [Claim("t", "Table 1", "semi beats tp", None, "ours", "profile extended", comparison=cmp)])})
+              [Claim("t", "Table 1", "semi beats tp", None, "ours", "profile extended",
+                     comparison=compare(hits(16), hits(5)).to_dict())])})
     write(reports / "extended" / "benchmark" / "b.json",
           {**json.loads((reports / "benchmark" / "a.json").read_text()), "rank1": 22.0, "profile": "extended"})
     fig, ax = new_figure(2, 2)
     save_figure(fig, reports / "extended" / "benchmark" / "cmc.png")
+    same = Claim("u", "Fig. 4", "parts are found", None, "ours", "profile cpu", comparison=cmp)
+    metrics(reports, "pedestrians", same)
+    write(reports / "extended" / "pedestrians" / "metrics.json",
+          {"profile": "extended", "claims": claims_to_records([Claim("u", "Fig. 4", "parts are found", None, "ours",
+                                                                     "profile extended", comparison=cmp)])})
     md, _ = write_report("extended")                  # either committed profile writes the one report
     assert md == reports / "REPORT.md"
     text = md.read_text()
@@ -221,6 +227,9 @@ def test_the_extended_profile_stands_in_its_own_table_with_its_own_records(repor
     assert extended_table.startswith("extended profile: the larger designs")
     assert "ours (profile cpu)" in cpu_table and "ours (profile extended)" in extended_table
     assert "profile extended" not in cpu_table and "profile cpu" not in extended_table
+    # the pedestrians row has the same numbers in both: shown once, and the extended table says so
+    assert "parts are found" in cpu_table and "parts are found" not in extended_table
+    assert "1 row(s) that the table above already shows with the same numbers are not repeated." in extended_table
     bench = text.split("## Video re-ID benchmarks")[1]
     cpu_part, extended_part = bench.split("### cpu profile")[1].split("### extended profile")
     rank1 = re.compile(r"\| semi-supervised \(lambda 0\.1\) *\| *(\d+) \|")

@@ -106,6 +106,11 @@ class Row:
     mde: str = NONE
     paper_claim: bool = True
 
+    @property
+    def key(self) -> tuple:
+        """What makes two measured rows the same result, whichever profile measured it."""
+        return self.source, self.paper, self.effect, self.n, self.mde, self.verdict
+
     @classmethod
     def of(cls, claim: Claim) -> "Row":
         cmp = optional_comparison(claim.comparison)
@@ -307,9 +312,19 @@ def render_report(profile: str = "cpu", root: Optional[Path] = None) -> str:
     for p, rows in claims.items():
         lines += [f"Verdicts, {p} profile:", *verdict_counts(rows), ""]
     lines += [*how_to_read(), ""]
+    shown: set = set()
     for p, rows in claims.items():
         heading = PROFILE_HEADINGS.get(p, f"{p} profile")
-        lines += [f"## Claims, {heading}", "", *_claims_table(rows), ""]
+        # a row the profile before already shows with the same numbers (the same run, seeds and test
+        # units in both profiles) is not repeated: the larger profile's table shows what it adds
+        fresh = {study: [r for r in group if r.effect == NONE or r.key not in shown] for study, group in rows.items()}
+        repeated = sum(len(group) for group in rows.values()) - sum(len(group) for group in fresh.values())
+        lines += [f"## Claims, {heading}", ""]
+        if repeated:
+            lines += [f"{repeated} row(s) that the table above already shows with the same numbers are not "
+                      f"repeated.", ""]
+        lines += [*_claims_table(fresh), ""]
+        shown |= {r.key for group in rows.values() for r in group}
     for study in STUDIES + CHECKPOINT_VIEWS:
         sections = []
         for p in profiles:
