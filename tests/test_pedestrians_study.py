@@ -497,3 +497,12 @@ def test_the_border_finding_puts_each_methods_ring_share_beside_the_keypoints():
     assert text.startswith("real, imagenet-frozen: the maps peak on the grid's outer ring (43% of the windows) in "
                            "53% (semi-supervised), 54% (unsupervised)")
     assert "nearest windows lie there in 38%" in text
+
+
+def test_the_labelled_crops_finding_reads_each_methods_pck_beside_prior_and_chance():
+    block = {"semi-supervised": {"overall": 0.734}, "unsupervised": {"overall": 0.18}, "chance": {"overall": 0.08},
+             "prior": {"overall": 0.86}, "ceiling": {"overall": 1.0}}
+    (text,) = P.labelled_findings({"real, imagenet-frozen": {"pck": {"labelled": block}}, "other": {}})
+    assert text == ("real, imagenet-frozen: on the labelled crops themselves (their keypoints trained the SSN) the "
+                    "maps' PCK is 0.73 (semi-supervised), 0.18 (unsupervised), against 0.86 for the position prior "
+                    "fitted on them and 0.08 by chance.")
