@@ -478,7 +478,7 @@ def test_lambda_claims_pit_the_small_lambda_against_each_other():
     assert not [n for n in no_small if n.startswith(("fig3_lambda", "fig3_ssn_loss"))]
 
 
-def test_the_ssn_loss_converges_at_the_small_lambda_only_when_every_run_ends_under_a_tenth_of_log_n():
+def test_the_ssn_loss_converges_at_the_small_lambda_only_when_every_run_ends_under_a_tenth_of_log_n(tmp_path):
     log9 = math.log(9)
     fast = [_record(lambda_ssn=lam, seed=seed, final_ssn_loss=loss * log9, rank1=40.0)
             for lam in (0.0, 0.1) for seed, loss in enumerate((0.02, 0.04, 0.03))]
@@ -490,6 +490,9 @@ def test_the_ssn_loss_converges_at_the_small_lambda_only_when_every_run_ends_und
     slow = [dict(r, final_ssn_loss=r["final_ssn_loss"] + 0.38 * log9) for r in fast]   # 40-42% of log N
     claim = by_name(bm.benchmark_claims(slow, "cpu"))["fig3_ssn_loss_converges_at_lambda0.1_synthetic_world"]
     assert claim.verdict == "contradicted" and claim.comparison["effect"] == pytest.approx(10.0 - 41.0)
+    # what metrics.json stores reads back as the same claims (the report reads the stored ones)
+    stored = json.loads(bm.write_summary(slow, "cpu", {}, 1.0, tmp_path).read_text())["claims"]
+    assert [Claim.from_dict(c) for c in stored] == bm.benchmark_claims(slow, "cpu")
     scattered = [dict(r, final_ssn_loss=r["final_ssn_loss"] * 15) for r in fast]   # 30-60%: too few runs
     claim = by_name(bm.benchmark_claims(scattered, "cpu"))["fig3_ssn_loss_converges_at_lambda0.1_synthetic_world"]
     assert claim.verdict == "inconclusive" and "more runs would narrow it" in claim.reason

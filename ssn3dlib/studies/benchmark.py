@@ -920,7 +920,7 @@ def _convergence_claim(records: Sequence[Mapping[str, Any]], lam: float, dataset
                  + ", ".join(f"{100 * f:.0f}%" for f in fractions)
                  + f"; margin under the {100 * SSN_LEARNT_FRACTION:.0f}% threshold: {cmp.describe('points of log N')}. "
                  "The semi-supervised SSN's loss also counts the labelled frames, whose parts are the keypoints' "
-                 "windows.", data, reason=reason, comparison=cmp.to_dict())
+                 "windows.", data, reason=reason, comparison=to_jsonable(cmp.to_dict(), DIGITS))   # as stored
 
 
 def benchmark_claims(records: Sequence[Mapping[str, Any]], profile: str) -> List[Claim]:
