@@ -426,9 +426,7 @@ def rarity_windows(images: torch.Tensor, reference: torch.Tensor, window: int,
     surprise = -torch.log((counts + 1) / (counts.sum() + cells))
     scores = surprise[colour_cells(images, levels)].unsqueeze(1)          # (M, 1, H, W)
     means = torch.nn.functional.avg_pool2d(scores, window, stride=1)[:, 0]  # (M, H', W')
-    flat = means.flatten(1).argmax(dim=1)
-    width = means.shape[-1]
-    return torch.stack([flat // width, flat % width], dim=1).numpy()
+    return peak_windows(means)
 
 
 def motif_report(windows: np.ndarray, paintings: Paintings, grid_size: Sequence[int], window: int,
@@ -731,6 +729,7 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
 
 def study_metrics(result: StudyResult, profile: str, wall_time_s: float) -> Dict:
     """What the notebook writes to metrics.json (keys documented in the module docstring)."""
+    records = painting_records(result)
     return {"study": "amber_abstract", "profile": profile, "parameters": result.params.as_dict(),
             "paper_claim": PAPER_CLAIM, "hit_definition": HIT_DEFINITION,
             "image_size_hw": list(IMAGE_SIZE), "grid_size_hw": list(result.params.grid_size),
@@ -739,8 +738,8 @@ def study_metrics(result: StudyResult, profile: str, wall_time_s: float) -> Dict
             "motifs": result.reports,
             "motifs_found_above_chance": {k: sum(bool(e.get("found_above_chance")) for e in rep.values())
                                           for k, rep in result.reports.items()},
-            "per_painting": painting_records(result),
-            "claims": claims_to_records(check_claims(painting_records(result), profile)),
+            "per_painting": records,
+            "claims": claims_to_records(check_claims(records, profile)),
             WALL_TIME_KEY: round(wall_time_s, 1), "torch_threads": torch.get_num_threads()}
 
 

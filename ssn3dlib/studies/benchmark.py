@@ -36,11 +36,11 @@ from .toolkit import WALL_TIME_KEY, Claim, claims_to_records, to_jsonable, write
 from .toolkit.engine_runs import chance_rank1, epoch_losses, train_or_reuse, was_loaded
 from .toolkit.parallel import check_workers, map_in_processes
 from .toolkit.records import RUNS_WALL_TIME_KEY
+from .toolkit.ssn_training import CONVERGED_FRACTION, converged_margin
 from .toolkit.statistics import (
     INCONCLUSIVE,
     MIN_SEEDS,
     Comparison,
-    against_reference,
     compare,
     compare_blocks,
     seeds_needed,
@@ -709,8 +709,9 @@ SEED_SD_RANK1 = 8.7
 #: The minimum detectable effect (rank-1 points, 80% power) a benchmark comparison should reach:
 #: the paper's own ablation gaps are 6-20 points.
 TARGET_MDE = 10.0
-#: An SSN has learnt when its final loss is under this fraction of log N (a fresh one sits at log N).
-SSN_LEARNT_FRACTION = 0.1
+#: An SSN has learnt when its final loss is under this fraction of log N (a fresh one sits at log N):
+#: the toolkit's convergence threshold, the same in every study.
+SSN_LEARNT_FRACTION = CONVERGED_FRACTION
 
 
 def _paper_gaps(source: Mapping[str, Mapping[str, Mapping[str, float]]], a: str, b: str) -> str:
@@ -908,8 +909,7 @@ def _convergence_claim(records: Sequence[Mapping[str, Any]], lam: float, dataset
     if not losses:
         return None
     fractions = [loss / np.log(parts) for loss, parts in losses]
-    margin = [[SSN_LEARNT_FRACTION - f] for f in fractions]              # (runs, 1)
-    cmp = against_reference(margin, 0.0, unit="run per seed")
+    cmp = converged_margin(fractions)
     reason = "" if cmp.verdict != INCONCLUSIVE else (
         f"{cmp.reason}; with {len(losses)} run(s) the MDE is {cmp.mde:.1f} points of log N: more runs would "
         f"narrow it")

@@ -120,7 +120,7 @@ from .toolkit import (
     visible_keypoints,
 )
 from .toolkit.records import FINDINGS_KEY
-from .toolkit.ssn_training import Batch
+from .toolkit.ssn_training import Batch, converged_margin
 from .toolkit.statistics import (
     INCONCLUSIVE,
     REPRODUCED,
@@ -960,37 +960,35 @@ def _row_mean(a: np.ndarray) -> np.ndarray:
     return np.where(count > 0, np.where(seen, a, 0.0).sum(1) / np.maximum(count, 1), np.nan)
 
 
+def _nearer(points: np.ndarray, keypoints: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Per crop, whether each point lies strictly nearer keypoint a than keypoint b. points:
+    (M, 2) one per crop, or (1, G, 2) the same G points (window centres) for every crop (-> (M, G))."""
+    kp = np.nan_to_num(keypoints[..., :2])
+    shape = (len(kp),) + (1,) * (points.ndim - 2) + (2,)
+    return (np.linalg.norm(points - kp[:, a].reshape(shape), axis=-1)
+            < np.linalg.norm(points - kp[:, b].reshape(shape), axis=-1))
+
+
 def side_swaps(peaks: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """(M,) per crop, the fraction of its left/right pairs (both visible) whose two maps swapped
     sides: each peak nearer the other side's keypoint than its own; NaN for a crop without a
     visible pair."""
-    kp = np.nan_to_num(keypoints[..., :2])
     rows = []
     for i, j in _side_pairs():
         both = visible[:, i] & visible[:, j]
-        crossed_i = np.linalg.norm(peaks[:, i] - kp[:, j], axis=-1) < np.linalg.norm(peaks[:, i] - kp[:, i], axis=-1)
-        crossed_j = np.linalg.norm(peaks[:, j] - kp[:, i], axis=-1) < np.linalg.norm(peaks[:, j] - kp[:, j], axis=-1)
-        rows.append(np.where(both, (crossed_i & crossed_j).astype(float), np.nan))
+        crossed = _nearer(peaks[:, i], keypoints, j, i) & _nearer(peaks[:, j], keypoints, i, j)
+        rows.append(np.where(both, crossed.astype(float), np.nan))
     return _row_mean(np.stack(rows, 1))
 
 
 def chance_side_swaps(keypoints: np.ndarray, visible: np.ndarray, grid: WindowGrid) -> np.ndarray:
     """(M,) the expected ``side_swaps`` of independent uniformly drawn peaks (exact over the grid)."""
-    centres = grid.all_centres()
-    kp = np.nan_to_num(keypoints[..., :2])
+    centres = grid.all_centres()[None]
     rows = []
     for i, j in _side_pairs():
-        d_i = np.linalg.norm(centres[None] - kp[:, i, None], axis=-1)
-        d_j = np.linalg.norm(centres[None] - kp[:, j, None], axis=-1)
-        p_i, p_j = (d_j < d_i).mean(1), (d_i < d_j).mean(1)
+        p_i, p_j = _nearer(centres, keypoints, j, i).mean(1), _nearer(centres, keypoints, i, j).mean(1)
         rows.append(np.where(visible[:, i] & visible[:, j], p_i * p_j, np.nan))
     return _row_mean(np.stack(rows, 1))
-
-
-def _own_side(peaks: np.ndarray, keypoints: np.ndarray, k: int, other: int) -> np.ndarray:
-    """(M,) map k's peak lies nearer its own keypoint k than the other side's."""
-    kp = np.nan_to_num(keypoints[..., :2])
-    return np.linalg.norm(peaks[:, k] - kp[:, k], axis=-1) < np.linalg.norm(peaks[:, k] - kp[:, other], axis=-1)
 
 
 def side_flips(peaks_a: np.ndarray, peaks_b: np.ndarray, keypoints_a: np.ndarray, keypoints_b: np.ndarray,
@@ -1003,7 +1001,8 @@ def side_flips(peaks_a: np.ndarray, peaks_b: np.ndarray, keypoints_a: np.ndarray
     for i, j in _side_pairs():
         both = visible[:, i] & visible[:, j]
         for k, other in ((i, j), (j, i)):
-            flipped = _own_side(peaks_a, keypoints_a, k, other) != _own_side(peaks_b, keypoints_b, k, other)
+            flipped = (_nearer(peaks_a[:, k], keypoints_a, k, other)
+                       != _nearer(peaks_b[:, k], keypoints_b, k, other))
             rows.append(np.where(both, flipped.astype(float), np.nan))
     return _row_mean(np.stack(rows, 1))
 
@@ -1012,18 +1011,13 @@ def chance_side_flips(keypoints_a: np.ndarray, keypoints_b: np.ndarray, visible:
                       grid: WindowGrid) -> np.ndarray:
     """(P,) the expected ``side_flips`` of peaks drawn uniformly and independently in each frame
     (exact over the grid: p_a (1 - p_b) + (1 - p_a) p_b per map, p the chance of its own side)."""
-    centres = grid.all_centres()
-
-    def own(keypoints, k, other):
-        kp = np.nan_to_num(keypoints[..., :2])
-        return (np.linalg.norm(centres[None] - kp[:, k, None], axis=-1)
-                < np.linalg.norm(centres[None] - kp[:, other, None], axis=-1)).mean(1)
-
+    centres = grid.all_centres()[None]
     rows = []
     for i, j in _side_pairs():
         both = visible[:, i] & visible[:, j]
         for k, other in ((i, j), (j, i)):
-            p_a, p_b = own(keypoints_a, k, other), own(keypoints_b, k, other)
+            p_a = _nearer(centres, keypoints_a, k, other).mean(1)
+            p_b = _nearer(centres, keypoints_b, k, other).mean(1)
             rows.append(np.where(both, p_a * (1 - p_b) + (1 - p_a) * p_b, np.nan))
     return _row_mean(np.stack(rows, 1))
 
@@ -1096,8 +1090,7 @@ def _stability(m: Dict) -> Optional[Comparison]:
 def _distinct(m: Dict) -> Comparison:
     """The weaker of: the unsupervised final loss under 0.1 log N (in points of log N, a
     t interval over the seeds' runs) and per-crop distinctness above DISTINCT_FLOOR (seeds x crops)."""
-    margin = [[0.1 - loss / m["log_n"]] for loss in m["final_loss"]["unsupervised"]]   # (seeds, 1)
-    loss = against_reference(margin, 0.0, unit="run per seed")
+    loss = converged_margin([loss / m["log_n"] for loss in m["final_loss"]["unsupervised"]])
     distinct = against_reference(_crop_scores(m, "distinctness", "unsupervised"), DISTINCT_FLOOR, unit="crops")
     return deciding({"final loss": loss, "distinct peaks": distinct})[1]
 

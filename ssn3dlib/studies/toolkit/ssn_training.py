@@ -17,12 +17,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ...models import SelfSeparatedNetwork
+from .statistics import Comparison, against_reference
 
 #: The final loss of a run is the mean over this last fraction of its steps (one noisy step
 #: does not decide it).
 FINAL_FRACTION = 0.05
 #: A run has converged once its loss is below this fraction of log N (a fresh SSN sits at log N).
 CONVERGED_FRACTION = 0.1
+
+
+def converged_margin(loss_fractions: Iterable[float]) -> Comparison:
+    """CONVERGED_FRACTION minus each run's final loss in units of log N (one row per run, e.g. one
+    per seed), with its t interval over the runs: above 0 when the runs converged."""
+    return against_reference([[CONVERGED_FRACTION - f] for f in loss_fractions], 0.0, unit="run per seed")
 
 #: A batch: keyword arguments of SelfSeparatedNetwork.forward (at least ``x``).
 Batch = Dict[str, torch.Tensor]
