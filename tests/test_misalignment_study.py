@@ -2,12 +2,14 @@
 records, the part-alignment claims, the detector calibration on a MOT fixture and the world's box
 offsets, and one tiny end-to-end run through the engine (train once, test on every world, resume)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ssn3dlib.data.synthetic.misalignment import box_offset_sds
+from ssn3dlib.engine import load_config
 from ssn3dlib.engine.config import config_changes
 from ssn3dlib.explorer import load_model
 from ssn3dlib.studies import misalignment as ms
@@ -249,6 +251,24 @@ def test_the_worlds_box_offsets_are_zero_at_level_0_and_grow_with_the_level():
 
 
 # ---------------------------------------------------------------- end to end
+
+def test_worlds_generated_in_worker_processes_are_those_generated_here(tmp_path, monkeypatch):
+    base = load_config("misalignment_smoke", ["data.world.num_identities=4", "data.world.frames_per_tracklet=[4, 5]"])
+    tests = ms.plan_tests([0.0, 1.0])
+    configs = [ms.test_config(base, t) for t in tests] * 2          # a world asked for twice is made once
+    worlds = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("SSN3D_CACHE", str(tmp_path / f"cache{workers}"))
+        worlds[workers] = ms.prepare_worlds(configs, progress=False, workers=workers)
+        assert list(worlds[workers]) == [t.key for t in tests]
+    for key in worlds[1]:
+        here, there = (worlds[w][key].query + worlds[w][key].gallery for w in (1, 2))
+        assert [(t.pid, t.camid, len(t)) for t in here] == [(t.pid, t.camid, len(t)) for t in there]
+        assert all(Path(a).read_bytes() == Path(b).read_bytes() for s, o in zip(here, there)
+                   for a, b in zip(s.frames, o.frames))
+    aligned, misaligned = (worlds[2][t.key].query[0].frames for t in tests)      # two worlds, not one twice
+    assert any(Path(a).read_bytes() != Path(b).read_bytes() for a, b in zip(aligned, misaligned))
+
 
 def test_tiny_study_through_the_engine(tmp_path, monkeypatch):
     monkeypatch.setenv("SSN3D_CACHE", str(tmp_path / "cache"))

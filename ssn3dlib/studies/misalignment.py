@@ -236,18 +236,30 @@ def test_config(config, world: TestWorld):
     return load_config(config, world.overrides())
 
 
-def prepare_worlds(configs: Sequence, progress: bool = True) -> Dict[str, Any]:
-    """Generate (or find in the cache) every world the configs read, once each, before any run;
-    returns {world key: dataset}."""
+def _generate_world(data) -> None:
     from ..engine.build import prepare_dataset
 
-    out: Dict[str, Any] = {}
-    for config in tqdm(configs, desc="worlds", unit="world", disable=not progress):
+    prepare_dataset(data, progress=False)
+
+
+def prepare_worlds(configs: Sequence, progress: bool = True, workers: int = 1) -> Dict[str, Any]:
+    """Generate (or find in the cache) every world the configs read, once each and `workers` at
+    once, before any run; returns {world key: dataset}. A world depends on its config only, so
+    generating it in a worker process writes the same files as here."""
+    from ..engine.build import prepare_dataset
+
+    data: Dict[str, Any] = {}
+    for config in configs:
         w = config.data.world
-        key = TestWorld(float(w["misalignment"]), float(w.get("occlusion_rate") or 0.0)).key
-        if key not in out:
-            out[key] = prepare_dataset(config.data, progress=False)
-    return out
+        data.setdefault(TestWorld(float(w["misalignment"]), float(w.get("occlusion_rate") or 0.0)).key, config.data)
+    if check_workers(workers) > 1 and len(data) > 1:
+        bar = tqdm(total=len(data), desc="worlds", unit="world", disable=not progress)
+        for _ in map_in_processes(_generate_world, [(d,) for d in data.values()], workers):
+            bar.update()
+        bar.close()
+        progress = False
+    return {key: prepare_dataset(d, progress=False)
+            for key, d in tqdm(data.items(), desc="worlds", unit="world", disable=not progress)}
 
 
 # ============================================================================ training
@@ -271,7 +283,7 @@ def train_models(models: Sequence[TrainedModel], base, work_dir: Union[str, Path
                  workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Train (or load, or continue) every model; one row each, in the models' order."""
     configs = [model_config(base, m, overrides) for m in models]      # all checked before any training
-    prepare_worlds(configs, progress)
+    prepare_worlds(configs, progress, workers)
     rows: List[Optional[Dict]] = [None] * len(models)
     bar = tqdm(total=len(models), desc="trainings", unit="model", disable=not progress)
     for k, row in map_in_processes(_train, [(m, c, Path(work_dir)) for m, c in zip(models, configs)],
