@@ -4,6 +4,7 @@ then loaded back)."""
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from ssn3dlib.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -84,6 +85,9 @@ def test_lambda_none_is_the_datasets_paper_value():
     ({"dataset": "mars", "shared_classifier": "yes"}, "shared_classifier must be true or false"),
     ({"dataset": "mars", "seed": -1}, "seed must be an integer >= 0"),
     ({"dataset": "mars", "overrides": "train.epochs=2"}, "list of 'section.key=value' strings"),
+    ({"dataset": "mars", "keypoint_drop": 1.0}, "keypoint_drop must be a fraction of frames"),
+    ({"dataset": "mars", "strategy": "unsupervised", "keypoint_drop": 0.5}, "the unsupervised SSN does not read"),
+    ({"dataset": "mars", "model": "tp", "keypoint_drop": 0.5}, "which 'tp' does not read"),
 ])
 def test_bad_specs_fail_with_the_fix(spec, words):
     with pytest.raises(BenchmarkError, match=words.replace("[", r"\[").replace("]", r"\]")):
@@ -151,6 +155,15 @@ def test_splits_are_blocks_each_with_its_own_queries():
 
 
 # ---------------------------------------------------------------- run names
+
+def test_pose_failures_become_the_data_override_and_their_own_run_name():
+    spec = RunSpec.from_dict({"dataset": "synthetic_world", "strategy": "supervised", "keypoint_drop": 0.46})
+    assert spec.engine_overrides()[-1] == "data.keypoint_drop=0.46"
+    assert bm.run_config(spec, "bench_smoke").data.keypoint_drop == 0.46
+    plans = bm.plan_runs([spec, {"dataset": "synthetic_world", "strategy": "supervised"},
+                          {"dataset": "synthetic_world", "strategy": "supervised", "keypoint_drop": 0.0}], "smoke")
+    assert [p.name.endswith("kpdrop0.46_seed0") for p in plans] == [True, False]    # 0 is the table as it is
+
 
 def test_run_names_are_unique_per_spec_and_equal_for_equal_runs():
     specs = [{"dataset": "synthetic_world"}, {"dataset": "synthetic_world", "strategy": "unsupervised"},
@@ -504,3 +517,54 @@ def test_a_run_on_a_paper_dataset_drops_the_not_testable_rows():
     claims = bm.benchmark_claims(records, "full")
     assert [c.name for c in claims] == ["table1_semi_vs_unsupervised_mars"]
     assert claims[0].comparison["effect"] == pytest.approx(30.0) and claims[0].data == "MARS; profile full"
+
+
+# ---------------------------------------------------------------- the paper's reason for Table 1
+
+WIN, LOSE = [1] * 18 + [0] * 2, [0] * 18 + [1] * 2
+
+
+def _pose_runs(semi_failed, drop=0.46):
+    """Two seeds each: semi-supervised and supervised with all keypoints (both hit 18 of 20), and
+    with the keypoints of `drop` of the frames removed (supervised then hits 2, semi-supervised
+    `semi_failed`)."""
+    return (_seeds([WIN, WIN]) + _seeds([WIN, WIN], strategy="supervised")
+            + _seeds([LOSE, LOSE], strategy="supervised", keypoint_drop=drop)
+            + _seeds([semi_failed, semi_failed], keypoint_drop=drop))
+
+
+def test_pose_failure_runs_stay_out_of_the_tables_orderings_and_the_papers_rows():
+    records = _pose_runs(LOSE) + _seeds([LOSE, LOSE], strategy="unsupervised")
+    claims = by_name(bm.benchmark_claims(records, "cpu"))
+    unsup = claims["table1_unsupervised_vs_supervised_synthetic_world"]
+    assert unsup.comparison["effect"] == pytest.approx(-80.0) and unsup.comparison["n"]["seeds_b"] == 2
+    assert claims["table1_semi_vs_unsupervised_synthetic_world"].comparison["effect"] == pytest.approx(80.0)
+    assert bm.orderings(records).set_index("paper's ordering").loc["unsupervised > supervised", "rank1 (second)"] == 90
+    table1 = render_markdown("table1", pd.DataFrame(records))
+    assert "90.0 ± 0.0 (n=2)" in table1 and "10.0 ± 0.0 (n=2)" in table1 and "(n=4)" not in table1
+    assert "no pose in 46% of frames" in bm.label(records[4])
+
+
+def test_pose_failures_hurt_the_supervised_ssn_and_widen_the_semi_supervised_lead():
+    """Supervised: 90 with all keypoints, 10 without a pose in 46% of frames: +80. Semi minus
+    supervised: 90 - 90 = 0 with all keypoints, 90 - 10 = +80 with failures: the lead grows by 80."""
+    claims = by_name(bm.benchmark_claims(_pose_runs(WIN), "cpu"))
+    hurt = claims["table1_pose_failures_hurt_supervised_synthetic_world_drop0.46"]
+    assert (hurt.verdict, hurt.source, hurt.paper_claim) == ("reproduced", "Table 1", True)
+    assert hurt.comparison["effect"] == pytest.approx(80.0) and "46% of the frames" in hurt.statement
+    grows = claims["table1_pose_failures_widen_semi_lead_synthetic_world_drop0.46"]
+    assert grows.verdict == "reproduced" and grows.comparison["effect"] == pytest.approx(80.0)
+    assert grows.comparison["n"] == {"queries": 20, "seeds_a": 2, "seeds_b": 2}
+    assert "+80.0 points with no pose in 46% of frames, +0.0 with all keypoints" in grows.detail
+
+
+def test_a_lead_that_does_not_grow_is_inconclusive_and_missing_settings_give_no_row():
+    """Semi-supervised also falls to 10 with the failures: its lead is 0 both ways, a tie."""
+    claims = by_name(bm.benchmark_claims(_pose_runs(LOSE), "cpu"))
+    grows = claims["table1_pose_failures_widen_semi_lead_synthetic_world_drop0.46"]
+    assert grows.comparison["effect"] == 0.0 and grows.verdict == "inconclusive" and "includes 0" in grows.reason
+    without_semi = by_name(bm.benchmark_claims(_pose_runs(LOSE)[:6], "cpu"))
+    assert "table1_pose_failures_hurt_supervised_synthetic_world_drop0.46" in without_semi
+    assert not [n for n in without_semi if "widen" in n]
+    with pytest.raises(BenchmarkError, match="same number of seeds"):
+        bm.benchmark_claims(_pose_runs(WIN)[:-1], "cpu")

@@ -1,9 +1,20 @@
-"""Keypoint tables and their mapping to the 9 benchmark parts and the 6 pedestrian parts."""
+"""Keypoint tables, their mapping to the 9 benchmark parts and the 6 pedestrian parts, and the
+simulated pose failures of the supervised-vs-pose-errors check."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from ssn3dlib.data.keypoints import PART_SETS, best_labelled_frames, image_parts, parts_by_image, read_keypoint_table
+from ssn3dlib.data.keypoints import (
+    PART_SETS,
+    best_labelled_frames,
+    drop_pose_frames,
+    image_parts,
+    parts_by_image,
+    pose_failure_rate,
+    read_keypoint_table,
+)
 from ssn3dlib.paths import data_root
 
 POSE = {"nose": (10, 5, 0.9), "left_ear": (8, 5, 0.8), "right_ear": (12, 5, 0.7),
@@ -101,3 +112,64 @@ def test_table_mapping_agrees_with_the_per_image_rules(part_set):
             pose = dict(pose, nose=(99.0, 99.0, 0.1))
         np.testing.assert_array_equal(mapped[image], image_parts(pose, part_set))
     assert parts_by_image(table.iloc[:0], part_set) == {}
+
+
+# ---------------------------------------------------------------- simulated pose failures
+
+def _table(root, names):
+    return {str(root / n): np.array([[1.0 + i, 2.0 + i, 0.9], [3.0, 4.0, 0.6]]) for i, n in enumerate(names)}
+
+
+def test_pose_failures_remove_whole_frames_the_same_way_wherever_and_in_whatever_order(tmp_path):
+    names = [f"p{i:03d}/f{j}.png" for i in range(50) for j in range(8)]
+    here = _table(tmp_path / "a", names)
+    dropped = drop_pose_frames(here, 0.4, seed=3, image_root=tmp_path / "a")
+    gone = [k for k, v in dropped.items() if not v[:, 2].any()]
+    assert 0.33 < len(gone) / len(names) < 0.47                       # about the fraction asked for
+    for key, parts in dropped.items():
+        np.testing.assert_array_equal(parts[:, :2], here[key][:, :2])   # points stay, visibility goes
+        assert key in gone or np.array_equal(parts, here[key])
+    moved = drop_pose_frames(dict(reversed(_table(tmp_path / "b", names).items())), 0.4, 3, tmp_path / "b")
+    assert sorted(Path(k).relative_to(tmp_path / "b") for k, v in moved.items() if not v[:, 2].any()) == \
+        sorted(Path(k).relative_to(tmp_path / "a") for k in gone)
+    other_seed = drop_pose_frames(here, 0.4, seed=4, image_root=tmp_path / "a")
+    assert [k for k, v in other_seed.items() if not v[:, 2].any()] != gone
+    assert drop_pose_frames(here, 0.0, 3, tmp_path / "a").keys() == here.keys()
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        drop_pose_frames(here, 1.0, 3, tmp_path / "a")
+
+
+def test_pose_failure_rate_counts_images_without_a_row(tmp_path):
+    for name in ("a/1.jpg", "a/2.jpg", "b/3.png", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    table = tmp_path / "kp.csv"
+    pd.DataFrame({"image": ["a/2.jpg", "a/2.jpg"], "keypoint": ["nose", "left_ear"], "x": [1, 2], "y": [1, 2],
+                  "visibility": [0.9, 0.8]}).to_csv(table, index=False)
+    assert pose_failure_rate(table, tmp_path) == (2, 3)
+    with pytest.raises(FileNotFoundError, match="no images"):
+        pose_failure_rate(table, tmp_path / "a" / "missing")
+
+
+@pytest.mark.skipif(not (data_root() / "pku_reid_subset").is_dir(), reason="shared data absent")
+def test_mediapipe_found_nobody_in_the_pku_crops_its_readme_counts():
+    root = data_root() / "pku_reid_subset"
+    assert pose_failure_rate(root / "keypoints_mediapipe.csv", root) == (1184 - 641, 1184)   # data README
+
+
+def test_the_engine_drops_the_same_frames_at_training_and_test_time(tiny_world):
+    from ssn3dlib.engine import build, load_config
+
+    def keypoints(*overrides):
+        config = load_config("synthetic_tiny", [f"data.root={tiny_world}", "model.strategy=supervised", *overrides])
+        return config, build.load_keypoints(config, tiny_world)
+
+    _, exact = keypoints()
+    config, failed = keypoints("data.keypoint_drop=0.5", "train.seed=1")
+    gone = {k for k, v in failed.items() if not v[:, 2].any() and exact[k][:, 2].any()}
+    assert 0.3 < len(gone) / len(exact) < 0.7
+    assert all(np.array_equal(failed[k], exact[k]) for k in exact if k not in gone and exact[k][:, 2].any())
+    test_time = build.evaluation_keypoints(config, build.prepare_dataset(config.data, progress=False))
+    assert {k for k, v in test_time.items() if not v[:, 2].any() and exact[k][:, 2].any()} == gone
+    with pytest.raises(ValueError, match="keypoint_drop"):
+        load_config("synthetic_tiny", ["data.keypoint_drop=1.0"])

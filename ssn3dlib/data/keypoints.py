@@ -257,3 +257,35 @@ def load_part_keypoints(table_path: Path, part_set: str, image_root: Path, check
         check_keypoint_table(table, Path(table_path), part_set, image_root)
     parts = parts_by_image(table, part_set)
     return {str(image_root / image): p for image, p in parts.items()}
+
+
+def drop_pose_frames(keypoints: Dict[str, np.ndarray], fraction: float, seed: int, image_root: Path
+                     ) -> Dict[str, np.ndarray]:
+    """`keypoints` ({absolute image path: (N, 3)}) with about `fraction` of the frames' parts all made
+    invisible, as when a pose model finds nobody in a frame: what the paper blames for the
+    supervised SSN's loss (Table 1). A frame is dropped when a hash of (seed, its path relative to
+    image_root) falls under `fraction`, so the choice is the same whatever the order the frames are
+    read in, at training and at test time, and wherever the dataset sits."""
+    import zlib
+
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the fraction of frames without a pose must be in [0, 1), got {fraction}")
+    root = Path(image_root).expanduser().resolve()
+    out = {}
+    for path, parts in keypoints.items():
+        name = Path(path).relative_to(root).as_posix() if Path(path).is_relative_to(root) else str(path)
+        drawn = zlib.crc32(f"{seed}:{name}".encode()) / 2 ** 32
+        out[path] = parts if drawn >= fraction else np.concatenate([parts[:, :2], np.zeros_like(parts[:, 2:])], 1)
+    return out
+
+
+def pose_failure_rate(table_path: Path, image_root: Path, suffixes: Sequence[str] = (".jpg", ".jpeg", ".png")
+                      ) -> Tuple[int, int]:
+    """(images without a single keypoint in the table, images under image_root): how often the pose
+    model that wrote the table found nobody."""
+    root = Path(image_root)
+    images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in suffixes)
+    if not images:
+        raise MissingFile(f"no images ({', '.join(suffixes)}) under {root}; point image_root at the dataset's images")
+    posed = set(read_keypoint_table(Path(table_path))["image"].astype(str))
+    return sum(i not in posed for i in images), len(images)

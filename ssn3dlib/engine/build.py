@@ -98,6 +98,7 @@ def keypoint_table(data: DataConfig, root: Path) -> Optional[Path]:
 def load_keypoints(config: RunConfig, root: Path) -> Optional[Dict[str, np.ndarray]]:
     """Part keypoints per frame when the strategy uses them; a clear error when there are none."""
     from ..data.clip_dataset import load_part_keypoints
+    from ..data.keypoints import drop_pose_frames
 
     if not needs_keypoints(config):
         return None
@@ -107,7 +108,10 @@ def load_keypoints(config: RunConfig, root: Path) -> Optional[Dict[str, np.ndarr
                           f"{config.data.keypoints!r} and {config.data.name!r} has no table of its own; set "
                           f"data.keypoints to a table (image,keypoint,x,y,visibility) or use "
                           f"model.strategy=unsupervised")
-    return load_part_keypoints(table, part_set=config.data.part_set, image_root=root, check=True)
+    keypoints = load_part_keypoints(table, part_set=config.data.part_set, image_root=root, check=True)
+    if config.data.keypoint_drop:
+        keypoints = drop_pose_frames(keypoints, config.data.keypoint_drop, config.train.seed, root)
+    return keypoints
 
 
 def keypoints_at_test_time(config: RunConfig) -> bool:

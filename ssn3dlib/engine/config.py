@@ -76,6 +76,11 @@ class DataConfig:
     keypoints: Optional[str] = "auto"
     #: Part set the keypoints are mapped to. None: the dataset's own (DatasetInfo.part_set).
     part_set: Optional[str] = None
+    #: Pose-model failures, simulated: the fraction of frames whose keypoints are all removed, as
+    #: when the pose model finds nobody (the paper's reason the supervised SSN loses, Table 1).
+    #: Which frames is drawn per frame from train.seed, the same at training and test time
+    #: (data/keypoints.drop_pose_frames). 0: the table as it is.
+    keypoint_drop: float = 0.0
     size: List[int] = field(default_factory=lambda: [256, 128])
     clip_len: int = 4
     stride: int = 8
@@ -398,6 +403,10 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"data.instances_per_identity must be >= 2, got {d.instances_per_identity}: the "
                           f"triplet loss needs 2 clips of an identity in a batch (a positive); set it to 2 or more")
     _at_least("data.labelled_per_tracklet", d.labelled_per_tracklet, 0)
+    if isinstance(d.keypoint_drop, bool) or not isinstance(d.keypoint_drop, (int, float)) \
+            or not 0 <= d.keypoint_drop < 1:
+        raise ConfigError(f"data.keypoint_drop is the fraction of frames without a pose, in [0, 1); got "
+                          f"{d.keypoint_drop!r}")
     _at_least("data.num_workers", d.num_workers, 0)
     if d.world is not None and d.name != "synthetic_world":
         raise ConfigError(f"data.world describes a synthetic world, but data.name is {d.name!r}; "

@@ -31,7 +31,14 @@ from ..figures import new_figure
 from ..models import model_capabilities
 from ..paths import PROFILES, reports_dir, study_dir
 from ..reporting import paper
-from ..reporting.tables import BASELINE_NAMES, RUN_KEYS, at_main_lambda, load_runs, render_markdown
+from ..reporting.tables import (
+    BASELINE_NAMES,
+    RUN_KEYS,
+    at_main_lambda,
+    load_runs,
+    render_markdown,
+    with_exact_keypoints,
+)
 from .toolkit import WALL_TIME_KEY, Claim, claims_to_records, to_jsonable, write_json, write_metrics
 from .toolkit.engine_runs import chance_rank1, epoch_losses, train_or_reuse, was_loaded
 from .toolkit.parallel import check_workers, map_in_processes
@@ -93,6 +100,10 @@ class RunSpec:
     seed: int = 0
     #: Extra engine overrides of this run only ("section.key=value").
     overrides: tuple = ()
+    #: SSN3D with keypoints only: the fraction of frames whose keypoints are removed, as when the
+    #: pose model finds nobody (data.keypoint_drop). None: the table as it is, the runs Tables 1-5
+    #: show; a run with pose failures is our check of the paper's reason for Table 1.
+    keypoint_drop: Optional[float] = None
 
     @property
     def has_ssn(self) -> bool:
@@ -127,6 +138,9 @@ class RunSpec:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise BenchmarkError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not self.has_ssn:
+            if self.keypoint_drop:
+                raise BenchmarkError(f"keypoint_drop removes keypoints, which {self.model!r} does not read; "
+                                     f"use it with model ssn3d and a semi-supervised or supervised strategy")
             return RunSpec(self.dataset, self.model, None, None, None, self.seed, self.overrides)
         if self.strategy not in STRATEGIES:
             raise BenchmarkError(f"strategy {self.strategy!r} is not an SSN strategy; choose one of {STRATEGIES}")
@@ -135,8 +149,15 @@ class RunSpec:
         lam = self.lambda_ssn
         if lam is not None and (isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam < 0):
             raise BenchmarkError(f"lambda_ssn must be a number >= 0 or None (the paper's value), got {lam!r}")
+        drop = self.keypoint_drop
+        if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1):
+            raise BenchmarkError(f"keypoint_drop must be a fraction of frames in [0, 1) or None, got {drop!r}")
+        if drop and self.strategy == "unsupervised":
+            raise BenchmarkError("keypoint_drop removes keypoints, which the unsupervised SSN does not read; use "
+                                 "it with strategy semi-supervised or supervised")
         return RunSpec(self.dataset, self.model, self.strategy, self.shared_classifier,
-                       None if lam is None else float(lam), self.seed, self.overrides)
+                       None if lam is None else float(lam), self.seed, self.overrides,
+                       float(drop) if drop else None)
 
     def engine_overrides(self) -> List[str]:
         """The spec as engine overrides on top of its dataset's base config."""
@@ -146,6 +167,8 @@ class RunSpec:
                     f"model.shared_classifier={'true' if self.shared_classifier else 'false'}"]
             if self.lambda_ssn is not None:
                 out.append(f"loss.lambda_ssn={self.lambda_ssn!r}")
+            if self.keypoint_drop is not None:
+                out.append(f"data.keypoint_drop={self.keypoint_drop!r}")
         return out + list(self.overrides)
 
 
@@ -178,6 +201,8 @@ def run_name(config, extra_overrides: Sequence[str] = ()) -> str:
     parts = [d, m.name]
     if m.capabilities().ssn:
         parts += [m.strategy, "shared" if m.shared_classifier else "nonshared", f"lambda{config.lambda_ssn():g}"]
+        if config.data.keypoint_drop:
+            parts.append(f"kpdrop{config.data.keypoint_drop:g}")
     parts.append(f"seed{config.train.seed}")
     if extra_overrides:
         digest = hashlib.sha1("\n".join(sorted(extra_overrides)).encode()).hexdigest()[:8]
@@ -417,6 +442,8 @@ def run_one(plan: PlannedRun, profile: str, all_splits: bool = False, progress: 
         "strategy": config.model.strategy if has_ssn else None,
         "shared_classifier": config.model.shared_classifier if has_ssn else None,
         "lambda_ssn": config.lambda_ssn() if has_ssn else None, "seed": config.train.seed,
+        # frames whose keypoints were removed (simulated pose failures; 0: the runs of Tables 1-5)
+        "keypoint_drop": config.data.keypoint_drop if has_ssn else 0.0,
         "profile": profile, "epochs": runs[0]["epochs"], **metrics,
         "ap_definition": final["ap_definition"],
         "protocol": {**final["protocol"], "aggregate": aggregate, "distance": final["distance"],
@@ -547,7 +574,8 @@ def label(record: Mapping[str, Any]) -> str:
     if not model_capabilities(record["model"]).ssn:
         return BASELINE_NAMES.get(record["model"], record["model"])
     sharing = "" if record["shared_classifier"] else ", not shared"
-    return f"SSN3D {record['strategy']}{sharing}, λ={record['lambda_ssn']:g}"
+    pose = f", no pose in {record['keypoint_drop']:.0%} of frames" if record.get("keypoint_drop") else ""
+    return f"SSN3D {record['strategy']}{sharing}{pose}, λ={record['lambda_ssn']:g}"
 
 
 def plot_cmc(records: Sequence[Mapping[str, Any]], panel=(5.5, 4.0)):
@@ -577,7 +605,7 @@ def lambda_sweeps(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Rank-1 and mAP against lambda for the semi-supervised, shared SSN3D (paper Fig. 3):
     the datasets with at least two lambdas, mean over seeds."""
     rows = [r for r in records if r["model"] == "ssn3d" and r["strategy"] == "semi-supervised"
-            and r["shared_classifier"]]
+            and r["shared_classifier"] and not r.get("keypoint_drop")]
     frame = pd.DataFrame(rows, columns=["dataset", "lambda_ssn", "seed", "rank1", "mAP"])
     if frame.empty:
         return frame
@@ -663,7 +691,7 @@ def orderings(records: Sequence[Mapping[str, Any]], metric: str = "rank1") -> pd
     unsupervised > supervised, shared > not shared, SSN3D > each baseline. One row per
     comparison with both values (mean over seeds) and whether ours agrees (yes, no, or tie
     to 0.1 points); comparisons lacking a run are left out."""
-    frame = pd.DataFrame(records)
+    frame = with_exact_keypoints(pd.DataFrame(records))
     rows = []
     for dataset, runs in frame.groupby("dataset", sort=False):
         runs = at_main_lambda(runs)
@@ -923,6 +951,69 @@ def _convergence_claim(records: Sequence[Mapping[str, Any]], lam: float, dataset
                  "windows.", data, reason=reason, comparison=to_jsonable(cmp.to_dict(), DIGITS))   # as stored
 
 
+def _gap_growth_claim(name: str, statement: str, with_failures: tuple, exact: tuple, data: str) -> Claim:
+    """Does setting a's lead over b grow when the pose model fails? (a_f - b_f) - (a_e - b_e) in
+    rank-1 hits per seed and shared test query (rows pair by seed order, as in every comparison
+    of independently trained settings; one replicate per split when there are several)."""
+    (label_f, a_f, b_f), (label_e, a_e, b_e) = with_failures, exact
+    # a_f's query order for all four settings, each checked against it
+    scores = [paired_scores(a_f, other, name) for other in (b_f, a_e, b_e)]
+    grown, before = [], []
+    for split, block in scores[0]["blocks"].items():
+        hits = [block["hits_a"], block["hits_b"], scores[1]["blocks"][split]["hits_b"],
+                scores[2]["blocks"][split]["hits_b"]]
+        if len({h.shape[0] for h in hits}) != 1:
+            raise BenchmarkError(f"{name}: the four settings need the same number of seeds, got "
+                                 f"{[h.shape[0] for h in hits]}")
+        grown.append(hits[0] - hits[1])
+        before.append(hits[2] - hits[3])
+    cmp = compare(grown[0], before[0]) if len(grown) == 1 else compare_blocks(grown, before)
+    queries, replicates = scores[0]["queries"], len(grown) * grown[0].shape[0]
+    if cmp.verdict == INCONCLUSIVE:
+        cmp = replace(cmp, reason=f"{cmp.reason}. {what_would_decide(cmp, queries, replicates)}")
+    gap_f, gap_e = (100 * float(np.mean([g.mean() for g in gaps])) for gaps in (grown, before))
+    detail = (f"Semi-supervised minus supervised rank-1: {gap_f:+.1f} points {label_f}, {gap_e:+.1f} {label_e}; "
+              f"the growth: {cmp.describe()}.")
+    return Claim(name, "Table 1", statement, None, detail, data, reason=cmp.reason,
+                 comparison=to_jsonable(cmp.to_dict(), DIGITS))
+
+
+def _pose_failure_claims(sweep: pd.DataFrame, dataset: str, data: str) -> List[Claim]:
+    """The paper's reason for Table 1, "the supervised SSN is worse because the pose model fails on
+    some frames", on runs whose keypoints were removed from a fraction d of the frames
+    (keypoint_drop) beside the same settings on the table's keypoints (main lambda, shared
+    classifier), for each d: the failures make the supervised SSN worse (supervised minus
+    supervised with failures), and they widen the semi-supervised SSN's lead over it (which picks
+    its labelled frames among the best-labelled, so it can skip the frames without a pose)."""
+    if "keypoint_drop" not in sweep:
+        return []
+    on = sweep[(sweep["dataset"] == dataset) & (sweep["model"] == "ssn3d")]
+    runs = at_main_lambda(on[on["shared_classifier"].astype(bool)])
+    drop = runs["keypoint_drop"].fillna(0.0).astype(float).to_numpy()
+    claims = []
+    for d in sorted(set(drop[drop > 0])):
+        def runs_of(strategy: str, rate: float) -> List[Dict[str, Any]]:
+            return runs[(runs["strategy"] == strategy).to_numpy() & np.isclose(drop, rate)].to_dict("records")
+
+        sup, sup_f = runs_of("supervised", 0.0), runs_of("supervised", d)
+        semi, semi_f = runs_of("semi-supervised", 0.0), runs_of("semi-supervised", d)
+        failures, tag = f"with no pose in {d:.0%} of frames", f"{dataset}_drop{d:g}"
+        if sup and sup_f:
+            claims.append(comparison_claim(
+                f"table1_pose_failures_hurt_supervised_{tag}", "Table 1",
+                f"the supervised SSN is worse because the pose model fails on some frames (the paper's reason for "
+                f"Table 1; here the keypoints of {d:.0%} of the frames are removed at random): supervised on the "
+                f"table's keypoints beats supervised {failures}",
+                ("supervised, all keypoints", sup), (f"supervised {failures}", sup_f), data))
+        if sup and sup_f and semi and semi_f:
+            claims.append(_gap_growth_claim(
+                f"table1_pose_failures_widen_semi_lead_{tag}",
+                f"the paper's reason for Table 1 (the pose model fails on some frames): the semi-supervised SSN's "
+                f"lead over the supervised one is larger {failures} than with all keypoints",
+                (failures, semi_f, sup_f), ("with all keypoints", semi, sup), data))
+    return claims
+
+
 def benchmark_claims(records: Sequence[Mapping[str, Any]], profile: str) -> List[Claim]:
     """The paper's orderings as paired comparisons, per dataset the records cover: Table 1
     semi-supervised > unsupervised > supervised, Table 2 shared > not shared, Tables 3-5 SSN3D >
@@ -934,7 +1025,8 @@ def benchmark_claims(records: Sequence[Mapping[str, Any]], profile: str) -> List
     testable here. No records: no claims."""
     if not records:
         return []
-    sweep = pd.DataFrame(list(records))
+    everything = pd.DataFrame(list(records))
+    sweep = with_exact_keypoints(everything)
     claims: List[Claim] = []
     if not set(paper.DATASETS) & set(sweep["dataset"]):
         data = ", ".join(dataset_title(d) for d in paper.DATASETS)
@@ -952,6 +1044,7 @@ def benchmark_claims(records: Sequence[Mapping[str, Any]], profile: str) -> List
                 claims.append(comparison_claim(f"{name}_{dataset}", source, statement, (label_a, a), (label_b, b),
                                                data))
         claims += _lambda_claims(sweep, dataset, data)
+        claims += _pose_failure_claims(everything, dataset, data)
     return claims
 
 
