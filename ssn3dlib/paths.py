@@ -131,6 +131,13 @@ def notebooks_dir() -> Path:
     return checkout_root("the study batch (ssn3d studies)") / "notebooks"
 
 
-def profile_params_file(notebook_stem: str, profile: str) -> Path:
-    """Parameter file of one notebook under one profile: notebooks/params/<profile>/<stem>.yaml."""
-    return notebooks_dir() / "params" / profile / f"{notebook_stem}.yaml"
+def profile_params_file(notebook_stem: str, profile: str, notebooks: Optional[Path] = None) -> Path:
+    """Parameter file of one notebook under one profile: <notebooks>/params/<profile>/<stem>.yaml
+    (notebooks: the checkout's notebooks/ unless given)."""
+    return Path(notebooks if notebooks is not None else notebooks_dir()) / "params" / profile / f"{notebook_stem}.yaml"
+
+
+def profile_runs(notebook_stem: str, profile: str, notebooks: Optional[Path] = None) -> bool:
+    """Whether a profile runs a notebook: every profile runs every notebook, except a partial one
+    (PARTIAL_PROFILES), which runs those with a parameter file under it."""
+    return profile not in PARTIAL_PROFILES or profile_params_file(notebook_stem, profile, notebooks).is_file()

@@ -32,7 +32,7 @@ from ..paths import (
     PARTIAL_PROFILES,
     REPORTED_PROFILES,
     CheckoutRequired,
-    profile_params_file,
+    profile_runs,
     report_root,
     reports_dir,
     study_dir,
@@ -176,12 +176,10 @@ def in_profile(study: Study, profile: str) -> bool:
     """Whether a profile covers a study: every profile covers every study, except a partial one
     (extended), which covers the studies with a parameter file under it (in a checkout) or with
     outputs on disk."""
-    if profile not in PARTIAL_PROFILES:
-        return True
-    if (study_dir(study.name, profile, create=False) / METRICS_FILE).is_file():
+    if profile not in PARTIAL_PROFILES or (study_dir(study.name, profile, create=False) / METRICS_FILE).is_file():
         return True
     try:
-        return profile_params_file(study.notebook, profile).is_file()
+        return profile_runs(study.notebook, profile)
     except CheckoutRequired:        # a wheel install: no notebooks, only what is on disk
         return False
 

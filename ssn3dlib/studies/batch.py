@@ -29,7 +29,13 @@ from tqdm.auto import tqdm
 
 from .. import PACKAGE_ROOT
 from ..errors import UserError
-from ..paths import PARTIAL_PROFILES, PROFILES, notebooks_dir as default_notebooks_dir, reports_dir
+from ..paths import (
+    PROFILES,
+    notebooks_dir as default_notebooks_dir,
+    profile_params_file,
+    profile_runs,
+    reports_dir,
+)
 
 NOTEBOOK_NAME = re.compile(r"^(?P<number>\d+)_(?P<name>.+)\.ipynb$")
 INJECTED_TAG = "injected-parameters"
@@ -139,11 +145,6 @@ def _selected(notebooks: Optional[Path], names: Iterable[str]) -> Tuple[Path, Li
     return notebooks, selected
 
 
-def params_file(notebooks: Path, stem: str, profile: str) -> Path:
-    """notebooks/params/<profile>/<stem>.yaml (the layout of ssn3dlib.paths.profile_params_file)."""
-    return Path(notebooks) / "params" / profile / f"{stem}.yaml"
-
-
 def load_parameters(notebook: StudyNotebook, profile: str, notebooks: Path):
     """(parameters, file or None) of one notebook under one profile, checked against its parameters cell.
 
@@ -153,7 +154,7 @@ def load_parameters(notebook: StudyNotebook, profile: str, notebooks: Path):
     """
     import papermill
 
-    path = params_file(notebooks, notebook.stem, profile)
+    path = profile_params_file(notebook.stem, profile, notebooks)
     if not path.is_file():
         if profile == "smoke":
             return {}, None
@@ -186,9 +187,8 @@ def load_parameters(notebook: StudyNotebook, profile: str, notebooks: Path):
 
 
 def in_profile(notebook: StudyNotebook, profile: str, notebooks: Path) -> bool:
-    """Whether a profile runs this notebook: every profile runs every notebook, except a partial
-    one, which runs those with a parameter file under it."""
-    return profile not in PARTIAL_PROFILES or params_file(notebooks, notebook.stem, profile).is_file()
+    """Whether a profile runs this notebook (`paths.profile_runs`)."""
+    return profile_runs(notebook.stem, profile, notebooks)
 
 
 def runs_dir(profile: str) -> Path:
@@ -233,7 +233,7 @@ def plan_batch(profile: str, notebooks: Optional[Path] = None, only: Iterable[st
         if not in_profile(nb, profile, notebooks):
             if only:        # named on purpose: say why it cannot run, with the rest of the problems
                 problems.append(f"{nb.stem} is not part of the {profile} profile (no "
-                                f"{params_file(notebooks, nb.stem, profile)}); run it under another profile")
+                                f"{profile_params_file(nb.stem, profile, notebooks)}); run it under another profile")
             continue
         try:
             parameters, source_params = load_parameters(nb, profile, notebooks)
