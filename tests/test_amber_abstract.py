@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ssn3dlib.studies import amber_abstract as aa
-from ssn3dlib.studies.toolkit import by_name, claims_from_records, peak_windows
+from ssn3dlib.studies.toolkit import NOT_IN_PAPER, by_name, claims_from_records, peak_windows
 
 GRID = (102, 142)
 
@@ -55,6 +55,24 @@ def test_each_motif_shows_its_colour_at_its_centre_pixel():
         assert np.abs(colour_at(p, i, "deep_blue_block") - aa.DEEP_BLUE).max() < 2
         assert np.abs(colour_at(p, i, "orange_diamond_over_blue_stripe") - aa.MOTIF_ORANGE).max() < 2
         assert np.abs(colour_at(p, i, "light_blue_protuberance") - aa.LIGHT_BLUE).max() < 2
+
+
+def test_the_shape_only_cross_wears_a_solid_shape_colour_and_only_its_shape_sets_it_apart():
+    p = aa.generate_paintings(8, motif_rate=1.0, progress=False)
+    solid = np.array(list(aa.SOLID_COLOURS.values()))
+    drawn = set()
+    for i in range(8):
+        centre = colour_at(p, i, "shape_only_cross")
+        nearest = np.abs(solid - centre).max(axis=1)
+        assert nearest.min() <= 19                                   # a solid shape's colour, jittered alike
+        drawn.add(int(nearest.argmin()))
+        row, col = p.centres[i, aa.MOTIFS.index("shape_only_cross")]
+        image = p.images[i].numpy() * 255
+        arms = image[:, [row, row, row - 4, row + 4], [col - 4, col + 4, col, col]].T
+        assert np.abs(arms - centre).max() < 1                         # the four arms: the same colour
+        corners = image[:, [row - 4, row - 4, row + 4, row + 4], [col - 4, col + 4, col - 4, col + 4]].T
+        assert np.abs(corners - centre).max(axis=1).min() > 10         # a cross, not a block
+    assert len(drawn) > 1                                             # its colour varies between paintings
 
 
 def test_planted_motifs_lie_inside_and_apart():
@@ -119,6 +137,7 @@ def test_motif_report_finds_the_part_that_sits_on_a_motif():
     centres = np.stack([np.stack([rng.integers(r0, r0 + 20, m), rng.integers(c0, c0 + 30, m)], -1)
                         for r0, c0 in [(20, 20), (60, 20), (20, 100)]], 1)
     centres[10:, 1] = -1                                       # motif 1 in the first 10 paintings only
+    centres = np.concatenate([centres, np.full((m, len(aa.MOTIFS) - 3, 2), -1)], 1)   # the others in none
     windows = np.stack([rng.integers(0, GRID[0], (m, 4)), rng.integers(0, GRID[1], (m, 4))], -1)
     windows[:, 2] = centres[:, 0] - 9                          # part 2 sits on motif 0 every time
     windows[:15, 1] = centres[:15, 2] - 9                      # part 1 on motif 2 in 15 of 20
@@ -137,7 +156,7 @@ def test_motif_report_finds_the_part_that_sits_on_a_motif():
     assert first["chance_single_window"] < first["chance_best_part"] <= first["chance_best_part_p95"] < 0.5
     assert first["found_above_chance"] and third["found_above_chance"]
     assert not report["orange_diamond_over_blue_stripe"]["found_above_chance"]   # no part sits on it
-    absent = aa.motif_report(windows, paintings_with(np.full((m, 3, 2), -1)), GRID, 19)
+    absent = aa.motif_report(windows, paintings_with(np.full((m, len(aa.MOTIFS), 2), -1)), GRID, 19)
     assert absent["deep_blue_block"] == {"occurrences": 0}
 
 
@@ -163,7 +182,8 @@ def test_parts_are_chosen_on_training_paintings_and_scored_on_heldout_ones_again
     good = {m: motif_record([1] * 18 + [0] * 2) for m in aa.MOTIFS}
     claims = by_name(aa.check_claims(records(good), profile="test"))
     # the untrained control is inside the paper's verdict; colour rarity is our check, per motif
-    assert list(claims) == ["parts_find_motifs"] + [f"parts_beat_colour_rarity_{m}" for m in aa.MOTIFS]
+    assert list(claims) == (["parts_find_motifs", "parts_find_shape_only_motif"]
+                            + [f"parts_beat_colour_rarity_{m}" for m in aa.MOTIFS])
     found = claims["parts_find_motifs"]
     assert found.paper_claim and found.statement == aa.PAPER_CLAIM and found.source == "Fig. 6"
     assert found.verdict == "reproduced"
@@ -225,6 +245,26 @@ def test_several_seeds_pair_with_the_same_heldout_paintings_and_each_chooses_its
     rarity = claims["parts_beat_colour_rarity_light_blue_protuberance"]
     assert rarity.comparison["effect"] == pytest.approx(85.0 - 85.0) and rarity.verdict == "inconclusive"
     assert "the MDE is" in rarity.reason
+    # the untrained SSN hits every held-out painting: the control decides, and it covers both seeds too
+    held = {m: motif_record([[1] * 18 + [0] * 2, [1] * 16 + [0] * 4], untrained_hit_rows=range(20)) for m in aa.MOTIFS}
+    control = by_name(aa.check_claims(records(held, train)))["parts_find_motifs"]
+    assert "against untrained SSN decides" in control.detail and control.comparison["n"]["seeds_a"] == 2
+    assert "2 training seeds" in control.detail and "One training seed" not in control.detail
+
+
+def test_the_papers_motifs_decide_its_claim_and_our_shape_motif_its_own_row():
+    heldout = {m: motif_record([1] * 18 + [0] * 2) for m in aa.MOTIFS}
+    heldout["shape_only_cross"] = motif_record([1] + [0] * 19)         # 5% against 2%: not found
+    claims = by_name(aa.check_claims(records(heldout)))
+    assert claims["parts_find_motifs"].verdict == "reproduced" and "cross" not in claims["parts_find_motifs"].detail
+    shape = claims["parts_find_shape_only_motif"]
+    assert not shape.paper_claim and shape.statement == NOT_IN_PAPER and shape.verdict == "inconclusive"
+    assert "the cross in a solid-shape colour against" in shape.detail and "by its shape alone" in shape.detail
+    heldout["shape_only_cross"] = motif_record([1] * 18 + [0] * 2)
+    heldout["deep_blue_block"] = motif_record([0] * 20)                # now a paper motif fails, the cross not
+    claims = by_name(aa.check_claims(records(heldout)))
+    assert claims["parts_find_motifs"].verdict == "inconclusive"
+    assert claims["parts_find_shape_only_motif"].verdict == "reproduced"
 
 
 def test_the_colour_rarity_window_sits_on_the_rarest_colours():
@@ -312,7 +352,8 @@ def test_study_metrics_hold_the_documented_keys(tiny_study):
     assert set(metrics["motifs"]) == {"train", "heldout"}
     assert metrics["run"]["steps"] == 6 and metrics["run"]["num_parts"] == 9 and "wall_time_s" in metrics["run"]
     claims = claims_from_records(metrics["claims"])
-    assert [(c.name, c.paper_claim) for c in claims] == [("parts_find_motifs", True)] + [
+    assert [(c.name, c.paper_claim) for c in claims] == [("parts_find_motifs", True),
+                                                         ("parts_find_shape_only_motif", False)] + [
         (f"parts_beat_colour_rarity_{m}", False) for m in aa.MOTIFS]
     assert all(c.data.endswith("profile smoke") for c in claims)
     assert set(metrics["per_painting"]) == {"train", "heldout"}

@@ -7,12 +7,16 @@ orange, red, blue and purple. Each is painted at 480 x 640 (h x w) and resized t
 with PIL's box filter (the mean of each 4 x 4 block). Painting i of a set depends only on
 (seed, i): a set of 64 is the first 64 of a set of 128.
 
-Planted motifs. The three motifs of the paper's Fig. 6 caption are planted at random places
-(fully inside the painting, never overlapping each other) in a known subset of the
+Planted motifs. The three motifs of the paper's Fig. 6 caption, and one of ours, are planted at
+random places (fully inside the painting, never overlapping each other) in a known subset of the
 paintings: each motif independently with probability ``motif_rate`` per painting:
 - ``deep_blue_block``: a small deep-blue square (about 9 x 9 px after resizing);
 - ``orange_diamond_over_blue_stripe``: an orange diamond above a blue stripe (14 x 14 px);
-- ``light_blue_protuberance``: a light-blue bar with a round bump on its left (14 x 11 px).
+- ``light_blue_protuberance``: a light-blue bar with a round bump on its left (14 x 11 px);
+- ``shape_only_cross`` (ours, ``SHAPE_MOTIFS``): a plus-shaped cross (11 x 11 px, bars 3 px wide)
+  in one of the solid shapes' colours, jittered as they are: its colour recurs in the painting, so
+  only its shape sets it apart. The paper's two colour-unique motifs could be found by colour alone;
+  this one tests whether the SSN finds a part by shape.
 A motif's centre is the centre of its bounding box, as a pixel (row, col) of the 120 x 160
 image (painting coordinate u maps to (u + 0.5) / 4 - 0.5, then rounded).
 
@@ -110,10 +114,14 @@ from .toolkit.window_grid import peak_windows
 PAINTING_SIZE = (480, 640)   # (h, w) painted
 IMAGE_SIZE = (120, 160)      # (h, w) after resizing, what the SSN sees
 SCALE = PAINTING_SIZE[0] // IMAGE_SIZE[0]
-MOTIFS = ("deep_blue_block", "orange_diamond_over_blue_stripe", "light_blue_protuberance")
+#: The paper's three motifs (Fig. 6 caption), then ours that only its shape identifies.
+PAPER_MOTIFS = ("deep_blue_block", "orange_diamond_over_blue_stripe", "light_blue_protuberance")
+SHAPE_MOTIFS = ("shape_only_cross",)
+MOTIFS = PAPER_MOTIFS + SHAPE_MOTIFS
 MOTIF_TITLES = {"deep_blue_block": "deep-blue block",
                 "orange_diamond_over_blue_stripe": "orange diamond over a blue stripe",
-                "light_blue_protuberance": "light-blue protuberance on the left"}
+                "light_blue_protuberance": "light-blue protuberance on the left",
+                "shape_only_cross": "cross in a solid-shape colour"}
 #: Source of the study's paper claim.
 SOURCE = "Fig. 6"
 PAPER_CLAIM = ("Our SSN model is able to spot similar parts between different paintings: type 1 "
@@ -179,10 +187,12 @@ def _solid_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator):
 
 #: Each motif's bounding box (h, w) in painting pixels; drawn by _draw_motif around a centre.
 MOTIF_BOX = {"deep_blue_block": (36, 36), "orange_diamond_over_blue_stripe": (56, 56),
-             "light_blue_protuberance": (56, 44)}
+             "light_blue_protuberance": (56, 44), "shape_only_cross": (44, 44)}
+#: The cross's bar width in painting pixels (3 pixels after resizing).
+CROSS_BAR = 12
 
 
-def _draw_motif(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float):
+def _draw_motif(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, rng: np.random.Generator):
     h, w = MOTIF_BOX[name]
     top, left = cy - h / 2, cx - w / 2
     if name == "deep_blue_block":
@@ -195,6 +205,12 @@ def _draw_motif(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float):
         bar_left = left + 16
         draw.rectangle([bar_left, top, left + w, top + h], fill=LIGHT_BLUE + (255,))
         draw.ellipse([left, cy - 14, bar_left + 14, cy + 14], fill=LIGHT_BLUE + (255,))
+    elif name == "shape_only_cross":
+        # a colour the painting's solid shapes are drawn in (jittered alike): only the shape tells it apart
+        colour = _jitter(SOLID_COLOURS[rng.choice(list(SOLID_COLOURS))], rng, 18) + (255,)
+        half = CROSS_BAR / 2
+        draw.rectangle([left, cy - half, left + w, cy + half], fill=colour)
+        draw.rectangle([cx - half, top, cx + half, top + h], fill=colour)
     else:
         raise ValueError(f"unknown motif {name!r}; choose from {MOTIFS}")
 
@@ -236,7 +252,7 @@ def paint(rng: np.random.Generator, motifs: Sequence[str] = ()) -> Tuple[Image.I
         _solid_shape(draw, rng)
     centres = _place_motifs(motifs, rng)
     for name, (cx, cy) in centres.items():
-        _draw_motif(draw, name, cx, cy)
+        _draw_motif(draw, name, cx, cy, rng)
     return canvas.convert("RGB"), centres
 
 
@@ -286,7 +302,7 @@ def generate_paintings(count: int, seed: int = 0, motif_rate: float = 0.5,
 
 
 #: Colours of the dashed boxes that mark planted motifs on the sheet.
-MOTIF_BOX_COLOURS = ("black", "magenta", "cyan")
+MOTIF_BOX_COLOURS = ("black", "magenta", "cyan", "dimgray")
 
 
 def sheet_figure(paintings: Paintings, count: int = 24, columns: int = 6, mark_motifs: bool = True,
@@ -644,9 +660,11 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
       Wilson interval, ``rate_against_reference``, which keeps its width at 0 hits; several: the
       two-way seeds x paintings t interval), and the control inside the verdict: the trained part's
       hit minus the untrained SSN's (the seed's initialisation; its part also chosen on the training
-      paintings). Every motif must beat both (``deciding``: the weakest of the 2 x 3 comparisons
-      decides). Choosing the part on other paintings keeps the chance level a single window's: no
-      best-of-N Monte Carlo reference is needed.
+      paintings). Each of the paper's three motifs (``PAPER_MOTIFS``) must beat both (``deciding``:
+      the weakest of the 2 x 3 comparisons decides). Choosing the part on other paintings keeps the
+      chance level a single window's: no best-of-N Monte Carlo reference is needed.
+    - parts_find_shape_only_motif (our check): the same test for our motif that only its shape sets
+      apart (``SHAPE_MOTIFS``), which colour cannot find.
     - parts_beat_colour_rarity_<motif> (our check, one per motif): the chosen part's hit minus the
       colour-rarity window's (``rarity_windows``): is the motif found as a part, or would knowing
       which colours are rare find it as well?
@@ -659,12 +677,13 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
                ", ".join(f"the {MOTIF_TITLES[m]} is planted in no {label} painting"
                          for label, key in (("training", "train"), ("held-out", "heldout"))
                          for m in MOTIFS if not per_painting[key][m]["paintings"]))
-    statements = (("parts_find_motifs", PAPER_CLAIM, True),
-                  *((f"parts_beat_colour_rarity_{m}", NOT_IN_PAPER, False) for m in MOTIFS))
+    statements = (("parts_find_motifs", PAPER_CLAIM, True, PAPER_MOTIFS),
+                  ("parts_find_shape_only_motif", NOT_IN_PAPER, False, SHAPE_MOTIFS),
+                  *((f"parts_beat_colour_rarity_{m}", NOT_IN_PAPER, False, (m,)) for m in MOTIFS))
     if missing:
         return [Claim(name, SOURCE, statement, None, "", data, paper_claim=paper, reason=f"not testable: {missing}")
-                for name, statement, paper in statements]
-    found, control, rarity_claims, words_found, words_control = {}, {}, [], [], []
+                for name, statement, paper, _ in statements]
+    found, control, words_found, words_control, rarity_claims = {}, {}, {}, {}, []
     for m in MOTIFS:
         train, held = per_painting["train"][m], per_painting["heldout"][m]
         parts, hits = _chosen_hits(train, held)
@@ -682,14 +701,14 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
         hit_text = (f"hits it in {int(hits.sum())} of its {paintings} held-out paintings ({100 * hits.mean():.0f}%)"
                     if one else f"hit it in {100 * hits.mean():.0f}% of its {paintings} held-out paintings (per "
                     f"seed {', '.join(f'{100 * h:.0f}%' for h in hits.mean(axis=1))})")
-        words_found.append(f"the {title}: {chosen} {hit_text} against {100 * chance.mean():.1f}% for a uniformly "
-                           f"placed window (exact, mean over those paintings): {found[m].effect:+.1f} points "
-                           f"({found[m].low:+.1f} to {found[m].high:+.1f}), {found[m].verdict}")
+        words_found[m] = (f"the {title}: {chosen} {hit_text} against {100 * chance.mean():.1f}% for a uniformly "
+                          f"placed window (exact, mean over those paintings): {found[m].effect:+.1f} points "
+                          f"({found[m].low:+.1f} to {found[m].high:+.1f}), {found[m].verdict}")
         untrained_chosen = (f"part {untrained_parts[0]}" if one else
                             f"parts {', '.join(map(str, untrained_parts))}")
-        words_control.append(f"the {title}: trained {chosen} {100 * hits.mean():.0f}%, untrained "
-                             f"{untrained_chosen} {100 * untrained.mean():.0f}%: {control[m].effect:+.1f} points "
-                             f"({control[m].low:+.1f} to {control[m].high:+.1f}), {control[m].verdict}")
+        words_control[m] = (f"the {title}: trained {chosen} {100 * hits.mean():.0f}%, untrained "
+                            f"{untrained_chosen} {100 * untrained.mean():.0f}%: {control[m].effect:+.1f} points "
+                            f"({control[m].low:+.1f} to {control[m].high:+.1f}), {control[m].verdict}")
         vs = compare(hits, rarity, unit="paintings", min_seeds=min_seeds)
         reason = "" if vs.verdict != "inconclusive" else (
             f"{vs.reason}; the MDE is {vs.mde:.1f} points with {paintings} held-out paintings carrying it"
@@ -702,29 +721,34 @@ def check_claims(per_painting: Dict[str, Dict[str, Dict]], profile: str = "?") -
             f"{100 * hits.mean():.0f}%: {vs.describe()}. A motif the rarity window finds as often is found "
             f"by its colour, which is no evidence of a part." + (f" {ONE_SEED}" if one else ""),
             data, paper_claim=False, reason=reason, comparison=vs.to_dict()))
-    # The control sits inside the verdict: a motif is found only if its part beats chance and beats
-    # the untrained SSN's part (a random network already prefers high-contrast spots).
-    both = {**{("chance", m): c for m, c in found.items()}, **{("untrained SSN", m): c for m, c in control.items()}}
-    (against, key), decisive = deciding(both)
-    paintings = decisive.n["paintings"]
-    seeds = decisive.n.get("seeds", 1)
-    reason = "" if decisive.verdict != "inconclusive" else (
-        f"{decisive.reason}; with {paintings} held-out paintings carrying the {MOTIF_TITLES[key]} "
-        f"the MDE is {decisive.mde:.1f} points: about {units_needed(paintings, decisive.mde, 10.0)} such "
-        f"paintings would detect 10 points (MDE ~ 1/sqrt(n))"
-        + (", and more training seeds would cover seed-to-seed variation" if seeds == 1 else ""))
-    name, statement, paper = statements[0]
-    coverage = (ONE_SEED if seeds == 1 else
-                f"{seeds} training seeds, each from its own initialisation (its untrained control), on the same "
-                f"held-out paintings: the intervals cover both.")
-    claims = [Claim(name, SOURCE, statement, None,
-                    "Per motif, the part chosen on the training paintings, scored on the held-out ones against "
-                    "chance: " + "; ".join(words_found) + ". Control inside the verdict, against the untrained SSN "
-                    "(same initialisation, its part chosen the same way; a random network already prefers "
-                    "high-contrast spots): " + "; ".join(words_control) + f". Every motif must beat both; the "
-                    f"{MOTIF_TITLES[key]} against {against} decides: {decisive.describe()}. {coverage}",
-                    data, paper_claim=paper, reason=reason, comparison=decisive.to_dict())]
-    return claims + rarity_claims
+
+    def found_claim(name: str, statement: str, paper: bool, motifs: Sequence[str]) -> Claim:
+        # The control sits inside the verdict: a motif is found only if its part beats chance and
+        # beats the untrained SSN's part (a random network already prefers high-contrast spots).
+        both = {**{("chance", m): found[m] for m in motifs}, **{("untrained SSN", m): control[m] for m in motifs}}
+        (against, key), decisive = deciding(both)
+        # against a reference n has "seeds"; two settings (the control) "seeds_a" and "seeds_b"
+        paintings, seeds = decisive.n["paintings"], decisive.n.get("seeds", decisive.n.get("seeds_a", 1))
+        reason = "" if decisive.verdict != "inconclusive" else (
+            f"{decisive.reason}; with {paintings} held-out paintings carrying the {MOTIF_TITLES[key]} "
+            f"the MDE is {decisive.mde:.1f} points: about {units_needed(paintings, decisive.mde, 10.0)} such "
+            f"paintings would detect 10 points (MDE ~ 1/sqrt(n))"
+            + (", and more training seeds would cover seed-to-seed variation" if seeds == 1 else ""))
+        coverage = (ONE_SEED if seeds == 1 else
+                    f"{seeds} training seeds, each from its own initialisation (its untrained control), on the "
+                    f"same held-out paintings: the intervals cover both.")
+        scope = ("Every motif must beat both; the " if len(motifs) > 1 else
+                 "Our motif, found by its shape alone (its colour recurs in the painting's solid shapes); "
+                 "it must beat both; the ")
+        return Claim(name, SOURCE, statement, None,
+                     "Per motif, the part chosen on the training paintings, scored on the held-out ones against "
+                     "chance: " + "; ".join(words_found[m] for m in motifs) + ". Control inside the verdict, "
+                     "against the untrained SSN (same initialisation, its part chosen the same way; a random "
+                     "network already prefers high-contrast spots): " + "; ".join(words_control[m] for m in motifs)
+                     + f". {scope}{MOTIF_TITLES[key]} against {against} decides: {decisive.describe()}. {coverage}",
+                     data, paper_claim=paper, reason=reason, comparison=decisive.to_dict())
+
+    return [found_claim(*statement) for statement in statements[:2]] + rarity_claims
 
 
 def study_metrics(result: StudyResult, profile: str, wall_time_s: float) -> Dict:
@@ -756,7 +780,7 @@ def parts_figure(result: StudyResult, set_name: str = "heldout", indices: Option
                  columns: int = 4):
     """Like Fig. 6: paintings with the found window of every part drawn as a box, one colour
     per part, the same part in the same colour in every painting. By default the first
-    paintings that carry all three motifs (then any others)."""
+    paintings that carry every motif (then any others)."""
     paintings = result.sets[set_name]
     if indices is None:
         full = [i for i in range(len(paintings)) if paintings.present[i].all()]
