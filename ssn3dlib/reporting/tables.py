@@ -75,13 +75,18 @@ def at_main_lambda(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[~ssn3d | main | orphan]
 
 
-def with_exact_keypoints(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs the paper's tables and orderings use: none with simulated pose failures
-    (``keypoint_drop`` > 0, our check of the paper's reason for Table 1; records written before
-    the key existed have none)."""
+def keypoint_drops(runs: pd.DataFrame) -> pd.Series:
+    """Each run's fraction of frames whose keypoints were removed (simulated pose failures, our
+    check of the paper's reason for Table 1); 0 for records written before the key existed and
+    for runs without keypoints."""
     if "keypoint_drop" not in runs:
-        return runs
-    return runs[runs["keypoint_drop"].fillna(0.0).astype(float) == 0.0]
+        return pd.Series(0.0, index=runs.index)
+    return runs["keypoint_drop"].fillna(0.0).astype(float)
+
+
+def with_exact_keypoints(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the paper's tables and orderings use: none with simulated pose failures."""
+    return runs[keypoint_drops(runs) == 0.0]
 
 
 def _select(table: str, runs: pd.DataFrame) -> pd.DataFrame:

@@ -35,6 +35,7 @@ from ..reporting.tables import (
     BASELINE_NAMES,
     RUN_KEYS,
     at_main_lambda,
+    keypoint_drops,
     load_runs,
     render_markdown,
     with_exact_keypoints,
@@ -604,8 +605,9 @@ def plot_cmc(records: Sequence[Mapping[str, Any]], panel=(5.5, 4.0)):
 def lambda_sweeps(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Rank-1 and mAP against lambda for the semi-supervised, shared SSN3D (paper Fig. 3):
     the datasets with at least two lambdas, mean over seeds."""
-    rows = [r for r in records if r["model"] == "ssn3d" and r["strategy"] == "semi-supervised"
-            and r["shared_classifier"] and not r.get("keypoint_drop")]
+    runs = with_exact_keypoints(pd.DataFrame(list(records)))
+    rows = [r for r in runs.to_dict("records") if r["model"] == "ssn3d" and r["strategy"] == "semi-supervised"
+            and r["shared_classifier"]]
     frame = pd.DataFrame(rows, columns=["dataset", "lambda_ssn", "seed", "rank1", "mAP"])
     if frame.empty:
         return frame
@@ -985,11 +987,9 @@ def _pose_failure_claims(sweep: pd.DataFrame, dataset: str, data: str) -> List[C
     classifier), for each d: the failures make the supervised SSN worse (supervised minus
     supervised with failures), and they widen the semi-supervised SSN's lead over it (which picks
     its labelled frames among the best-labelled, so it can skip the frames without a pose)."""
-    if "keypoint_drop" not in sweep:
-        return []
     on = sweep[(sweep["dataset"] == dataset) & (sweep["model"] == "ssn3d")]
     runs = at_main_lambda(on[on["shared_classifier"].astype(bool)])
-    drop = runs["keypoint_drop"].fillna(0.0).astype(float).to_numpy()
+    drop = keypoint_drops(runs).to_numpy()
     claims = []
     for d in sorted(set(drop[drop > 0])):
         def runs_of(strategy: str, rate: float) -> List[Dict[str, Any]]:
